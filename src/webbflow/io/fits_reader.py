@@ -1,0 +1,179 @@
+"""Open JWST FITS exposures and products lazily as xarray Datasets.
+
+``uncal`` (Level1bModel) and ``ramp`` (RampModel) files become ramp-level
+exposures chunked in ``(y, x)`` tiles (see :mod:`webbflow.model`); ``rate``,
+``rateints`` and ``cal`` files become rate-level datasets. Nothing but the
+headers is read until a tile is computed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from astropy.io import fits
+
+from webbflow.engine.tiling import choose_tile, tile_chunks
+from webbflow.errors import InputError
+from webbflow.io.keywords import get_path, header_to_meta
+from webbflow.io.lazy_fits import FitsImageArray
+from webbflow.model import RAMP_DIMS, pixel_coords
+
+#: Keywords without which a ramp cannot be calibrated.
+REQUIRED_RAMP_KEYWORDS: Final = (
+    ("INSTRUME", "instrument.name"),
+    ("DETECTOR", "instrument.detector"),
+    ("READPATT", "exposure.readpatt"),
+    ("NINTS", "exposure.nints"),
+    ("NGROUPS", "exposure.ngroups"),
+    ("NFRAMES", "exposure.nframes"),
+    ("GROUPGAP", "exposure.groupgap"),
+    ("TFRAME", "exposure.frame_time"),
+    ("TGROUP", "exposure.group_time"),
+)
+
+_RATE_VARS: Final = ("SCI", "ERR", "DQ", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT")
+
+
+def _open_hdul(path: Path) -> fits.HDUList:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a FITS file")
+    try:
+        with path.open("rb") as f:
+            start = f.read(30)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    if not start.startswith(b"SIMPLE  =") or start[29:30] != b"T":
+        raise InputError(f"{path}: not a FITS file (no SIMPLE = T card at the start)")
+    try:
+        return fits.open(path, memmap=False, lazy_load_hdus=False)
+    except Exception as exc:
+        raise InputError(f"{path}: unreadable FITS file ({exc})") from None
+
+
+def _lazy(path: Path, hdu: Any, dtype: Any, chunks: tuple[Any, ...]) -> da.Array:
+    shape = tuple(hdu.shape)
+    arr = FitsImageArray(path, hdu.name, shape, dtype)
+    name = f"read-{path.name}-{hdu.name}-{np.dtype(dtype).str}-{path.stat().st_mtime_ns}"
+    return da.from_array(arr, chunks=chunks, asarray=False, name=name, meta=np.empty((0,) * len(shape), dtype))
+
+
+def read_headers(path: str | Path) -> tuple[dict[str, Any], list[list[Any]], list[str]]:
+    """``(meta, extra_cards, extension_names)`` of a FITS file, without its data."""
+    p = Path(path)
+    with _open_hdul(p) as hdul:
+        sci = hdul["SCI"].header if "SCI" in hdul else None
+        meta, extra = header_to_meta(hdul[0].header, sci)
+        return meta, extra, [h.name for h in hdul]
+
+
+def open_exposure(path: str | Path, tile: int | None = None) -> xr.Dataset:
+    """Open an ``uncal`` or ``ramp`` FITS file as a lazy ramp-level Dataset.
+
+    Parameters
+    ----------
+    path
+        ``*_uncal.fits`` (SCI uint16) or ``*_ramp.fits`` (SCI float32 with
+        PIXELDQ/GROUPDQ).
+    tile
+        Tile edge in pixels; default from :func:`~webbflow.engine.tiling.choose_tile`.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``sci`` float32 DN, ``groupdq`` uint8, ``pixeldq`` uint32 and, when
+        present, ``zeroframe`` float32; chunked ``(nints, ngroups, tile, tile)``.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, not FITS, missing keywords, wrong dims.
+    """
+    p = Path(path)
+    with _open_hdul(p) as hdul:
+        if "SCI" not in hdul:
+            raise InputError(f"{p}: no SCI extension; expected a JWST uncal or ramp file")
+        sci_hdu = hdul["SCI"]
+        meta, extra = header_to_meta(hdul[0].header, sci_hdu.header)
+        for keyword, mpath in REQUIRED_RAMP_KEYWORDS:
+            if get_path(meta, mpath) is None:
+                raise InputError(f"{p}: missing required keyword {keyword} in the primary header")
+        if sci_hdu.header.get("NAXIS") != 4:
+            raise InputError(
+                f"{p}: SCI has {sci_hdu.header.get('NAXIS')} dimensions, expected 4 "
+                "(integration, group, y, x)"
+            )
+        nints, ngroups, ny, nx = sci_hdu.shape
+        if (nints, ngroups) != (meta["exposure"]["nints"], meta["exposure"]["ngroups"]):
+            # jwst allows NINTS to describe the whole exposure across segments
+            if ngroups != meta["exposure"]["ngroups"]:
+                raise InputError(
+                    f"{p}: SCI has {ngroups} groups but NGROUPS = {meta['exposure']['ngroups']}"
+                )
+        bitpix = sci_hdu.header["BITPIX"]
+        if bitpix not in (16, -32, 32):
+            raise InputError(f"{p}: SCI has BITPIX = {bitpix}, expected 16 (uint16) or -32 (float32)")
+        edge = tile or choose_tile(ny, nx, nints * ngroups)
+        cy, cx = tile_chunks(ny, edge), tile_chunks(nx, edge)
+        coords: dict[str, Any] = {
+            **pixel_coords(meta, ny, nx),
+            "integration": np.arange(1, nints + 1, dtype=np.int32),
+            "group": np.arange(1, ngroups + 1, dtype=np.int32),
+        }
+        ramp_chunks = (nints, ngroups, cy, cx)
+        data: dict[str, Any] = {"sci": (RAMP_DIMS, _lazy(p, sci_hdu, np.float32, ramp_chunks))}
+        if "GROUPDQ" in hdul:
+            data["groupdq"] = (RAMP_DIMS, _lazy(p, hdul["GROUPDQ"], np.uint8, ramp_chunks))
+        else:
+            data["groupdq"] = (RAMP_DIMS, da.zeros((nints, ngroups, ny, nx), np.uint8, chunks=ramp_chunks))
+        if "PIXELDQ" in hdul:
+            data["pixeldq"] = (("y", "x"), _lazy(p, hdul["PIXELDQ"], np.uint32, (cy, cx)))
+        else:
+            data["pixeldq"] = (("y", "x"), da.zeros((ny, nx), np.uint32, chunks=(cy, cx)))
+        if "ZEROFRAME" in hdul and hdul["ZEROFRAME"].header.get("NAXIS") == 3:
+            data["zeroframe"] = (
+                ("integration", "y", "x"),
+                _lazy(p, hdul["ZEROFRAME"], np.float32, (nints, cy, cx)),
+            )
+        for name, var in data.items():
+            if var[1].shape[-2:] != (ny, nx):
+                raise InputError(f"{p}: {name.upper()} has shape {var[1].shape}, expected (..., {ny}, {nx})")
+    meta.setdefault("filename", p.name)
+    return xr.Dataset(data, coords=coords, attrs={"meta": meta, "fits_extra": extra, "source": str(p)})
+
+
+def open_product(path: str | Path, tile: int | None = None) -> xr.Dataset:
+    """Open a ``rate``, ``rateints`` or ``cal`` FITS product lazily.
+
+    Every 2-D or 3-D image extension among SCI, ERR, DQ and VAR_* becomes a
+    variable named in lower case, with dims ``("y", "x")`` or
+    ``("integration", "y", "x")``.
+    """
+    p = Path(path)
+    with _open_hdul(p) as hdul:
+        if "SCI" not in hdul:
+            raise InputError(f"{p}: no SCI extension")
+        meta, extra = header_to_meta(hdul[0].header, hdul["SCI"].header)
+        shape = hdul["SCI"].shape
+        if len(shape) not in (2, 3):
+            raise InputError(f"{p}: SCI has {len(shape)} dimensions, expected 2 (rate) or 3 (rateints)")
+        ny, nx = shape[-2:]
+        edge = tile or choose_tile(ny, nx, shape[0] if len(shape) == 3 else 1)
+        cy, cx = tile_chunks(ny, edge), tile_chunks(nx, edge)
+        dims: tuple[str, ...] = ("y", "x") if len(shape) == 2 else ("integration", "y", "x")
+        chunks = (cy, cx) if len(shape) == 2 else (shape[0], cy, cx)
+        data = {}
+        for ext in _RATE_VARS:
+            if ext in hdul and tuple(hdul[ext].shape) == tuple(shape):
+                dtype = np.uint32 if ext == "DQ" else np.float32
+                data[ext.lower()] = (dims, _lazy(p, hdul[ext], dtype, chunks))
+        coords: dict[str, Any] = dict(pixel_coords(meta, ny, nx))
+        if len(shape) == 3:
+            coords["integration"] = np.arange(1, shape[0] + 1, dtype=np.int32)
+    meta.setdefault("filename", p.name)
+    return xr.Dataset(data, coords=coords, attrs={"meta": meta, "fits_extra": extra, "source": str(p)})

@@ -1,0 +1,130 @@
+"""FITS products with the jwst layout: ``uncal``, ``ramp``, ``rate``, ``rateints``.
+
+Each function turns an exposure Dataset into a :class:`FitsProduct` ready to
+stream; nothing is computed here. The extension names, dtypes, ``DATAMODL``
+and keywords are those the jwst tools expect, so ``stdatamodels.jwst.
+datamodels.open`` reads every product.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import numpy as np
+import xarray as xr
+
+from webbflow import __version__
+from webbflow.io.fits_writer import FitsProduct, ImageExtension
+from webbflow.io.keywords import meta_to_cards, set_path
+from webbflow.model import get_meta
+
+Suffix = Literal["uncal", "ramp", "rate", "rateints"]
+
+#: suffix -> (DATAMODL, [(extension, variable, dtype)])
+LAYOUTS: Final[dict[str, tuple[str, tuple[tuple[str, str, Any], ...]]]] = {
+    "uncal": ("Level1bModel", (("SCI", "sci", np.uint16), ("ZEROFRAME", "zeroframe", np.uint16))),
+    "ramp": (
+        "RampModel",
+        (
+            ("SCI", "sci", np.float32),
+            ("PIXELDQ", "pixeldq", np.uint32),
+            ("GROUPDQ", "groupdq", np.uint8),
+            ("ZEROFRAME", "zeroframe", np.float32),
+        ),
+    ),
+    "rate": (
+        "ImageModel",
+        (
+            ("SCI", "sci", np.float32),
+            ("ERR", "err", np.float32),
+            ("DQ", "dq", np.uint32),
+            ("VAR_POISSON", "var_poisson", np.float32),
+            ("VAR_RNOISE", "var_rnoise", np.float32),
+        ),
+    ),
+}
+LAYOUTS["rateints"] = ("CubeModel", LAYOUTS["rate"][1])
+
+_BUNIT: Final = {"uncal": "DN", "ramp": "DN", "rate": "DN/s", "rateints": "DN/s"}
+
+
+def product_name(meta: dict[str, Any], suffix: str, fallback: str = "exposure") -> str:
+    """The jwst file name for ``suffix``: ``<root>_<suffix>.fits``.
+
+    The root is the input file name less its last ``_<suffix>`` (so
+    ``jw01234001001_01101_00001_nrca1_uncal.fits`` gives
+    ``jw01234001001_01101_00001_nrca1_rate.fits``).
+
+    Examples
+    --------
+    >>> product_name({"filename": "jw01_nrca1_uncal.fits"}, "rate")
+    'jw01_nrca1_rate.fits'
+    """
+    name = str(meta.get("filename") or fallback)
+    stem = name[:-5] if name.endswith(".fits") else name
+    root, sep, last = stem.rpartition("_")
+    if sep and last.isalpha() and root:
+        stem = root
+    return f"{stem}_{suffix}.fits"
+
+
+def fits_product(
+    ds: xr.Dataset, path: str | Path, suffix: Suffix, *, overwrite: bool = False
+) -> FitsProduct:
+    """A streaming FITS product of ``ds`` in the jwst layout for ``suffix``.
+
+    Parameters
+    ----------
+    ds
+        Ramp-level (``uncal``/``ramp``) or rate-level (``rate``/``rateints``) exposure.
+    path
+        Output file.
+    suffix
+        Which product layout to write.
+    overwrite
+        Replace an existing file (otherwise an existing file is an error).
+    """
+    path = Path(path)
+    datamodel, layout = LAYOUTS[suffix]
+    meta = _product_meta(get_meta(ds), path, datamodel)
+    sci_cards = list(meta_to_cards({**meta, "bunit_data": _BUNIT[suffix]}, "SCI"))
+    images = []
+    for extname, var, dtype in layout:
+        if var not in ds:
+            continue
+        data = ds[var].data
+        if suffix == "uncal" and var in ("sci", "zeroframe"):
+            data = _to_uint16(data)
+        else:
+            data = data.astype(dtype, copy=False)
+        images.append(ImageExtension(extname, data, sci_cards if extname == "SCI" else ()))
+    primary = list(meta_to_cards(meta, "PRIMARY"))
+    known = {card[0] for card in primary}
+    extra = [tuple(c) for c in ds.attrs.get("fits_extra", []) if c[0] not in known]
+    return FitsProduct(path, primary + extra, images, overwrite=overwrite)  # type: ignore[arg-type]
+
+
+def _to_uint16(data: Any) -> Any:
+    return data.clip(0, 65535).round().astype(np.uint16) if data.dtype != np.uint16 else data
+
+
+def _product_meta(meta: dict[str, Any], path: Path, datamodel: str) -> dict[str, Any]:
+    out = _deep(meta)
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+    for key, value in (
+        ("filename", path.name),
+        ("model_type", datamodel),
+        ("date", now),
+        ("telescope", meta.get("telescope", "JWST")),
+        ("origin", meta.get("origin", "webbflow")),
+        ("calibration_software_name", "webbflow"),
+        ("calibration_software_version", __version__),
+    ):
+        set_path(out, key, value)
+    return out
+
+
+def _deep(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_deep(v) if isinstance(v, dict) else v) for k, v in meta.items()}
