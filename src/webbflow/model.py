@@ -89,3 +89,35 @@ def require_ramp(ds: xr.Dataset, source: str = "exposure") -> None:
             raise InputError(f"{source}: {name} has dims {var.dims}, expected {dims}")
         if var.dtype != dtype:
             raise InputError(f"{source}: {name} has dtype {var.dtype}, expected {np.dtype(dtype)}")
+
+
+RATE_NAMES: Final = ("sci", "err", "dq", "var_poisson", "var_rnoise")
+
+
+def split_rate(ds: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
+    """The ``rate`` and ``rateints`` products of a rate-level exposure.
+
+    Returns
+    -------
+    rate : xarray.Dataset
+        ``sci, err, dq, var_poisson, var_rnoise`` with dims ``("y", "x")``.
+    rateints : xarray.Dataset
+        The same names (``_ints`` suffix removed) with dims ``("integration", "y", "x")``.
+        Both keep ``ds``'s attrs.
+
+    Raises
+    ------
+    InputError
+        If ``ds`` lacks one of the rate or rateints variables.
+    """
+    ints_names = [f"{name}_ints" for name in RATE_NAMES]
+    missing = [name for name in (*RATE_NAMES, *ints_names) if name not in ds]
+    if missing:
+        raise InputError(f"exposure: missing rate variable {missing[0]!r} (run ramp_fit first)")
+    rate = ds[list(RATE_NAMES)]
+    if "integration" in rate.coords:
+        rate = rate.drop_vars("integration")
+    rateints = ds[ints_names].rename(dict(zip(ints_names, RATE_NAMES, strict=True)))
+    rate.attrs = dict(ds.attrs)
+    rateints.attrs = dict(ds.attrs)
+    return rate, rateints

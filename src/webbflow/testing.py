@@ -20,16 +20,44 @@ from webbflow.model import RAMP_DIMS
 
 DEFAULT_META: dict[str, Any] = {
     "telescope": "JWST",
-    "instrument": {"name": "NIRCAM", "detector": "NRCA1", "module": "A", "channel": "SHORT",
-                   "filter": "F200W", "pupil": "CLEAR"},
-    "exposure": {"type": "NRC_IMAGE", "readpatt": "RAPID", "nints": 1, "ngroups": 10,
-                 "nframes": 1, "groupgap": 0, "frame_time": 10.73677, "group_time": 10.73677,
-                 "nsamples": 1, "sample_time": 10.0, "frame_divisor": 1, "zero_frame": False,
-                 "nresets_at_start": 1, "nresets_between_ints": 1, "drop_frames1": 0,
-                 "drop_frames3": 0, "start_time": 60000.0, "mid_time": 60000.001,
-                 "end_time": 60000.002},
-    "subarray": {"name": "FULL", "xstart": 1, "ystart": 1, "xsize": 2048, "ysize": 2048,
-                 "fastaxis": -1, "slowaxis": 2},
+    "instrument": {
+        "name": "NIRCAM",
+        "detector": "NRCA1",
+        "module": "A",
+        "channel": "SHORT",
+        "filter": "F200W",
+        "pupil": "CLEAR",
+    },
+    "exposure": {
+        "type": "NRC_IMAGE",
+        "readpatt": "RAPID",
+        "nints": 1,
+        "ngroups": 10,
+        "nframes": 1,
+        "groupgap": 0,
+        "frame_time": 10.73677,
+        "group_time": 10.73677,
+        "nsamples": 1,
+        "sample_time": 10.0,
+        "frame_divisor": 1,
+        "zero_frame": False,
+        "nresets_at_start": 1,
+        "nresets_between_ints": 1,
+        "drop_frames1": 0,
+        "drop_frames3": 0,
+        "start_time": 60000.0,
+        "mid_time": 60000.001,
+        "end_time": 60000.002,
+    },
+    "subarray": {
+        "name": "FULL",
+        "xstart": 1,
+        "ystart": 1,
+        "xsize": 2048,
+        "ysize": 2048,
+        "fastaxis": -1,
+        "slowaxis": 2,
+    },
     "observation": {"date": "2026-01-01", "time": "00:00:00.000"},
     "filename": "test_nrca1_uncal.fits",
 }
@@ -70,8 +98,10 @@ def make_exposure(
         "pixeldq": (("y", "x"), da.from_array(pdq, chunks=(ty, tx))),
     }
     if zeroframe is not None:
-        data["zeroframe"] = (("integration", "y", "x"),
-                             da.from_array(np.asarray(zeroframe, np.float32), chunks=(nint, ty, tx)))
+        data["zeroframe"] = (
+            ("integration", "y", "x"),
+            da.from_array(np.asarray(zeroframe, np.float32), chunks=(nint, ty, tx)),
+        )
     coords = {
         "integration": np.arange(1, nint + 1, dtype=np.int32),
         "group": np.arange(1, ngroup + 1, dtype=np.int32),
@@ -81,17 +111,26 @@ def make_exposure(
     return xr.Dataset(data, coords=coords, attrs={"meta": full})
 
 
-def make_reference(variables: Mapping[str, tuple[tuple[str, ...], np.ndarray]], like: xr.Dataset,
-                   header: Mapping[str, Any] | None = None, name: str = "test_ref.fits") -> xr.Dataset:
+def make_reference(
+    variables: Mapping[str, tuple[tuple[str, ...], np.ndarray]],
+    like: xr.Dataset,
+    header: Mapping[str, Any] | None = None,
+    name: str = "test_ref.fits",
+) -> xr.Dataset:
     """A reference Dataset as the resolver would give it: cropped, tiled like ``like``."""
-    ychunks, xchunks = like["sci"].chunks[-2:] if like["sci"].chunks else ((like.sizes["y"],), (like.sizes["x"],))
+    ychunks, xchunks = (
+        like["sci"].chunks[-2:] if like["sci"].chunks else ((like.sizes["y"],), (like.sizes["x"],))
+    )
     data = {}
     for var, (dims, arr) in variables.items():
         chunks = tuple(ychunks if d == "y" else xchunks if d == "x" else -1 for d in dims)
         data[var] = (dims, da.from_array(np.asarray(arr), chunks=chunks))
     coords = {d: like.coords[d] for d in ("y", "x")}
-    return xr.Dataset(data, coords=coords,
-                      attrs={"meta": {}, "header": dict(header or {}), "name": name, "path": name})
+    return xr.Dataset(
+        data,
+        coords=coords,
+        attrs={"meta": {}, "header": dict(header or {}), "name": name, "path": name},
+    )
 
 
 def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,8 +19,9 @@ from webbflow.errors import UsageError, suggest
 P = TypeVar("P", bound="StepParams")
 
 
-def param(default: Any, doc: str, *, choices: tuple[Any, ...] | None = None,
-          minimum: float | None = None) -> Any:
+def param(
+    default: Any, doc: str, *, choices: tuple[Any, ...] | None = None, minimum: float | None = None
+) -> Any:
     """A documented parameter field (use inside a :class:`StepParams` subclass)."""
     return dataclasses.field(default=default, metadata={"doc": doc, "choices": choices, "min": minimum})
 
@@ -67,9 +68,9 @@ def coerce(raw: Any, hint: Any, where: str, field: dataclasses.Field[Any] | None
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("none", "null", "")):
-            if type(None) in args:
-                return None
+        is_none = raw is None or (isinstance(raw, str) and raw.strip().lower() in ("none", "null", ""))
+        if is_none and type(None) in args:
+            return None
         errors = []
         for arg in args:
             if arg is type(None):

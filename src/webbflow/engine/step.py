@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -51,7 +51,7 @@ class Resolver(Protocol):
         ...
 
 
-class SkipStep(Exception):  # noqa: N818 - a control-flow signal, not an error
+class SkipStep(Exception):
     """Raised by ``build`` when the step does not apply; the message says why."""
 
 
@@ -76,8 +76,11 @@ class Step:
                 allowed = [f"override_{r}" for r in self.reftypes]
                 raise UsageError(
                     f"unknown parameter {self.name}.{key}{suggest(key, allowed)}"
-                    + (f" (reference types of {self.name}: {', '.join(self.reftypes)})"
-                       if self.reftypes else f" ({self.name} uses no reference files)")
+                    + (
+                        f" (reference types of {self.name}: {', '.join(self.reftypes)})"
+                        if self.reftypes
+                        else f" ({self.name} uses no reference files)"
+                    )
                 )
         base = params if params is not None else self.Params()
         self.params = base.replace(values, self.name) if values else base
@@ -130,8 +133,10 @@ class Step:
         for name, field in cls.Params.fields().items():
             hint = cls.Params.__annotations__.get(name, "")
             rows.append((name, str(hint), field.default, field.metadata.get("doc", "")))
-        rows += [(f"override_{r}", "str | None", None, f"Use this {r} reference file (or N/A).")
-                 for r in cls.reftypes]
+        rows += [
+            (f"override_{r}", "str | None", None, f"Use this {r} reference file (or N/A).")
+            for r in cls.reftypes
+        ]
         return rows
 
 
@@ -160,18 +165,17 @@ class Pipeline(Step):
     ``steps`` configures sub-steps by name: ``{"jump": {"rejection_threshold": 5}}``.
     """
 
-    step_classes: ClassVar[tuple[type[Step], ...]] = ()
+    #: Names of the sub-steps, in order (resolved through the step registry).
+    step_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, steps: Mapping[str, Mapping[str, Any]] | None = None, **values: Any) -> None:
         super().__init__(**values)
-        names = [cls.name for cls in self.step_classes]
+        names = list(self.step_names)
         config = dict(steps or {})
         for key in config:
             if key not in names:
                 raise UsageError(f"{self.name} has no step {key!r}{suggest(key, names)}")
-        self.steps: dict[str, Step] = {
-            cls.name: cls(**dict(config.get(cls.name, {}))) for cls in self.step_classes
-        }
+        self.steps: dict[str, Step] = {name: get_step(name)(**dict(config.get(name, {}))) for name in names}
 
     @property
     def all_reftypes(self) -> tuple[str, ...]:
@@ -183,10 +187,17 @@ class Pipeline(Step):
         return tuple(seen)
 
     def __call__(self, ds: xr.Dataset, resolver: Resolver | None = None) -> xr.Dataset:
-        """Apply every sub-step in order (lazily)."""
+        """Apply every sub-step in order (lazily); return the last output."""
+        out = ds
+        for _, out in self.stages(ds, resolver):  # noqa: B007 - the last stage is the result
+            pass
+        return out
+
+    def stages(self, ds: xr.Dataset, resolver: Resolver | None = None) -> Iterator[tuple[str, xr.Dataset]]:
+        """Yield ``(step name, lazy output)`` after each sub-step, for intermediates."""
         if self.params.skip:
-            return ds
+            return
         resolver = resolver or (default_resolver() if self.all_reftypes else None)
-        for step in self.steps.values():
+        for name, step in self.steps.items():
             ds = step(ds, resolver)
-        return ds
+            yield name, ds

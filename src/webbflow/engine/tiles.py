@@ -37,8 +37,9 @@ def _as_tiled(var: xr.DataArray, ychunks: tuple[int, ...], xchunks: tuple[int, .
     return data.rechunk(chunks)
 
 
-def _call(*blocks: np.ndarray, kernel: Callable[..., Any], names: Sequence[str],
-          params: Mapping[str, Any]) -> tuple[np.ndarray, ...]:
+def _call(
+    *blocks: np.ndarray, kernel: Callable[..., Any], names: Sequence[str], params: Mapping[str, Any]
+) -> tuple[np.ndarray, ...]:
     result = kernel(**dict(zip(names, blocks, strict=True)), **params)
     return tuple(result)
 
@@ -84,7 +85,7 @@ def map_tiles(
     ychunks, xchunks = _exposure_chunks(like)
     names = list(inputs)
     arrays = [_as_tiled(inputs[n], ychunks, xchunks) for n in names]
-    dims_of = [inputs[n].dims for n in names]
+    dims_of = [tuple(str(d) for d in inputs[n].dims) for n in names]
     if depth:
         arrays = [_overlap(a, d, depth) for a, d in zip(arrays, dims_of, strict=True)]
     # one index letter per input dim; all share "y" and "x", leading dims are contracted
@@ -93,25 +94,32 @@ def map_tiles(
         blockwise_args += [arr, _index(dims, i)]
     token = name or getattr(kernel, "__name__", "kernel")
     holder = da.blockwise(
-        _call, ("Y", "X"),
+        _call,
+        ("Y", "X"),
         *blockwise_args,
-        kernel=kernel, names=names, params=kwargs,
-        concatenate=True, dtype=object, meta=np.empty((0, 0), dtype=object),
+        kernel=kernel,
+        names=names,
+        params=kwargs,
+        concatenate=True,
+        dtype=object,
+        meta=np.empty((0, 0), dtype=object),
         name=f"{token}-{da.core.tokenize(kernel, names, kwargs, *arrays)}",
     )
     # holder chunks = (possibly overlapped) y, x chunks
     hy, hx = holder.chunks
     out: dict[str, xr.DataArray] = {}
-    for k, (out_name, (dims, dtype)) in enumerate(outputs.items()):
-        dims = tuple(dims)
+    for k, (out_name, (out_dims, dtype)) in enumerate(outputs.items()):
+        dims = tuple(out_dims)
         if dims[-2:] != ("y", "x"):
             raise ValueError(f"output {out_name!r} dims must end in ('y', 'x'), got {dims}")
         lead_sizes = tuple(like.sizes[d] for d in dims[:-2])
         arr = da.map_blocks(
-            operator.itemgetter(k), holder,
+            operator.itemgetter(k),
+            holder,
             chunks=(*((s,) for s in lead_sizes), hy, hx),
             new_axis=list(range(len(lead_sizes))) or None,
-            dtype=dtype, meta=np.empty((0,) * len(dims), dtype=dtype),
+            dtype=dtype,
+            meta=np.empty((0,) * len(dims), dtype=dtype),
             name=f"{token}-{out_name}-{da.core.tokenize(holder, k)}",
         )
         if depth:

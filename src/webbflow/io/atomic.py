@@ -33,7 +33,7 @@ def commit(tmp: Path, path: Path) -> None:
     """Move the finished ``tmp`` onto ``path`` (atomic on one filesystem)."""
     if tmp.is_dir() and path.exists():
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def discard(tmp: Path) -> None:

@@ -60,7 +60,9 @@ def _lazy(path: Path, hdu: Any, dtype: Any, chunks: tuple[Any, ...]) -> da.Array
     shape = tuple(hdu.shape)
     arr = FitsImageArray(path, hdu.name, shape, dtype)
     name = f"read-{path.name}-{hdu.name}-{np.dtype(dtype).str}-{path.stat().st_mtime_ns}"
-    return da.from_array(arr, chunks=chunks, asarray=False, name=name, meta=np.empty((0,) * len(shape), dtype))
+    return da.from_array(
+        arr, chunks=chunks, asarray=False, name=name, meta=np.empty((0,) * len(shape), dtype)
+    )
 
 
 def read_headers(path: str | Path) -> tuple[dict[str, Any], list[list[Any]], list[str]]:
@@ -109,12 +111,9 @@ def open_exposure(path: str | Path, tile: int | None = None) -> xr.Dataset:
                 "(integration, group, y, x)"
             )
         nints, ngroups, ny, nx = sci_hdu.shape
-        if (nints, ngroups) != (meta["exposure"]["nints"], meta["exposure"]["ngroups"]):
-            # jwst allows NINTS to describe the whole exposure across segments
-            if ngroups != meta["exposure"]["ngroups"]:
-                raise InputError(
-                    f"{p}: SCI has {ngroups} groups but NGROUPS = {meta['exposure']['ngroups']}"
-                )
+        # NINTS may describe a whole segmented exposure; NGROUPS must match the data
+        if ngroups != meta["exposure"]["ngroups"]:
+            raise InputError(f"{p}: SCI has {ngroups} groups but NGROUPS = {meta['exposure']['ngroups']}")
         bitpix = sci_hdu.header["BITPIX"]
         if bitpix not in (16, -32, 32):
             raise InputError(f"{p}: SCI has BITPIX = {bitpix}, expected 16 (uint16) or -32 (float32)")
@@ -130,7 +129,10 @@ def open_exposure(path: str | Path, tile: int | None = None) -> xr.Dataset:
         if "GROUPDQ" in hdul:
             data["groupdq"] = (RAMP_DIMS, _lazy(p, hdul["GROUPDQ"], np.uint8, ramp_chunks))
         else:
-            data["groupdq"] = (RAMP_DIMS, da.zeros((nints, ngroups, ny, nx), np.uint8, chunks=ramp_chunks))
+            data["groupdq"] = (
+                RAMP_DIMS,
+                da.zeros((nints, ngroups, ny, nx), np.uint8, chunks=ramp_chunks),
+            )
         if "PIXELDQ" in hdul:
             data["pixeldq"] = (("y", "x"), _lazy(p, hdul["PIXELDQ"], np.uint32, (cy, cx)))
         else:

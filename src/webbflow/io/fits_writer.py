@@ -57,7 +57,13 @@ class _MemmapTarget:
     """``da.store`` target writing each block into the file at a fixed offset (picklable)."""
 
     def __init__(self, path: Path, offset: int, shape: tuple[int, ...], disk: str, dtype: str) -> None:
-        self.path, self.offset, self.shape, self.disk, self.dtype = str(path), offset, shape, disk, dtype
+        self.path, self.offset, self.shape, self.disk, self.dtype = (
+            str(path),
+            offset,
+            shape,
+            disk,
+            dtype,
+        )
 
     def __setitem__(self, key: Any, value: np.ndarray) -> None:
         out = np.memmap(self.path, mode="r+", dtype=self.disk, offset=self.offset, shape=self.shape)
@@ -134,7 +140,7 @@ class FitsProduct:
                     continue
                 target = _MemmapTarget(self.tmp, offset, shape, disk, dtype)
                 data = ext.data if isinstance(ext.data, da.Array) else da.from_array(np.asarray(ext.data))
-                tasks.append(da.store(data, target, lock=False, compute=False))
+                tasks.append(da.store(data, target, lock=False, compute=False))  # type: ignore[arg-type]
         return tasks
 
     def finish(self) -> Path:

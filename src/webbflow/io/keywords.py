@@ -79,10 +79,20 @@ KEYWORDS: Final[tuple[Keyword, ...]] = (
     _K("EFFINTTM", "exposure.integration_time", float, comment="[s] Effective integration time"),
     _K("EFFEXPTM", "exposure.exposure_time", float, comment="[s] Effective exposure time"),
     _K("DURATION", "exposure.duration", float, comment="[s] Total duration of exposure"),
-    _K("FRMDIVSR", "exposure.frame_divisor", int, comment="Divisor applied to frame-averaged groups"),
+    _K(
+        "FRMDIVSR",
+        "exposure.frame_divisor",
+        int,
+        comment="Divisor applied to frame-averaged groups",
+    ),
     _K("GRPAVG", "exposure.groups_averaged", int, comment="Number of groups averaged on board"),
     _K("ZEROFRAM", "exposure.zero_frame", bool, comment="T if a zero frame was read separately"),
-    _K("DRPFRMS1", "exposure.drop_frames1", int, comment="Frames dropped prior to first integration"),
+    _K(
+        "DRPFRMS1",
+        "exposure.drop_frames1",
+        int,
+        comment="Frames dropped prior to first integration",
+    ),
     _K("DRPFRMS3", "exposure.drop_frames3", int, comment="Frames dropped between integrations"),
     _K("GAINFACT", "exposure.gain_factor", float, comment="Gain scale factor"),
     # subarray
@@ -227,15 +237,26 @@ def header_to_meta(
 
 _STEP_BY_KEYWORD: Final = {v: k for k, v in CAL_STEP_KEYWORDS.items()}
 _REF_BY_KEYWORD: Final = {v: k for k, v in REF_FILE_KEYWORDS.items()}
-_STRUCTURAL = {"SIMPLE", "BITPIX", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT", "EXTNAME", "EXTVER",
-               "BZERO", "BSCALE", "COMMENT", "HISTORY", ""}
+_STRUCTURAL = {
+    "SIMPLE",
+    "BITPIX",
+    "EXTEND",
+    "XTENSION",
+    "PCOUNT",
+    "GCOUNT",
+    "EXTNAME",
+    "EXTVER",
+    "BZERO",
+    "BSCALE",
+    "COMMENT",
+    "HISTORY",
+    "",
+}
 
 
 def _is_plain_card(key: str, value: Any) -> bool:
     return (
-        key not in _STRUCTURAL
-        and not key.startswith("NAXIS")
-        and isinstance(value, str | int | float | bool)
+        key not in _STRUCTURAL and not key.startswith("NAXIS") and isinstance(value, str | int | float | bool)
     )
 
 

@@ -53,8 +53,11 @@ class FitsImageArray:
         if self.window is not None:
             y0, _, x0, _ = self.window
             key = key + (slice(None),) * (self.ndim - len(key))
-            key = (*key[:-2], _shift(key[-2], y0, self.shape[-2]),
-                   _shift(key[-1], x0, self.shape[-1]))
+            key = (
+                *key[:-2],
+                _shift(key[-2], y0, self.shape[-2]),
+                _shift(key[-1], x0, self.shape[-1]),
+            )
         with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
             data = hdul[self.ext].section[key]
         return np.asarray(data, dtype=self.dtype)

@@ -70,9 +70,7 @@ def product_name(meta: dict[str, Any], suffix: str, fallback: str = "exposure") 
     return f"{stem}_{suffix}.fits"
 
 
-def fits_product(
-    ds: xr.Dataset, path: str | Path, suffix: Suffix, *, overwrite: bool = False
-) -> FitsProduct:
+def fits_product(ds: xr.Dataset, path: str | Path, suffix: Suffix, *, overwrite: bool = False) -> FitsProduct:
     """A streaming FITS product of ``ds`` in the jwst layout for ``suffix``.
 
     Parameters
@@ -102,8 +100,8 @@ def fits_product(
         images.append(ImageExtension(extname, data, sci_cards if extname == "SCI" else ()))
     primary = list(meta_to_cards(meta, "PRIMARY"))
     known = {card[0] for card in primary}
-    extra = [tuple(c) for c in ds.attrs.get("fits_extra", []) if c[0] not in known]
-    return FitsProduct(path, primary + extra, images, overwrite=overwrite)  # type: ignore[arg-type]
+    extra = [(str(c[0]), c[1], str(c[2])) for c in ds.attrs.get("fits_extra", []) if c[0] not in known]
+    return FitsProduct(path, primary + extra, images, overwrite=overwrite)
 
 
 def _to_uint16(data: Any) -> Any:

@@ -1,0 +1,7 @@
+"""``python -m webbflow`` runs the command line."""
+
+import sys
+
+from webbflow.cli.main import main
+
+sys.exit(main())

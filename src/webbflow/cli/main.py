@@ -1,0 +1,239 @@
+"""The ``webbflow`` command.
+
+Exit codes follow ``strun``: 0 success, 1 a step or product failed, 64 a bad
+command line. Errors are one line on stderr, never a traceback (``--debug``
+shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from webbflow import __version__
+from webbflow.errors import EXIT_FAILED, EXIT_OK, UsageError, WebbflowError, suggest
+
+log = logging.getLogger("webbflow")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="webbflow", description="Simulate and calibrate JWST exposures, lazily, in tiles.")
+    parser.add_argument("--version", action="version", version=f"webbflow {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser(
+        "run",
+        help="run a pipeline on files: webbflow run detector1 FILE...",
+        epilog="Step parameters: --steps.<step>.<param>=VALUE (as strun), e.g. "
+        "--steps.jump.rejection_threshold=5 --steps.dark_current.override_dark=N/A",
+    )
+    run.add_argument("pipeline", help="pipeline name (detector1)")
+    run.add_argument("inputs", nargs="+", type=Path, help="input files (*_uncal.fits, *_ramp.fits)")
+    _add_run_options(run)
+
+    steps = sub.add_parser("steps", help="list steps and their parameters")
+    steps.add_argument("name", nargs="?", help="a step or pipeline name")
+
+    info = sub.add_parser("info", help="show an exposure's dimensions and metadata")
+    info.add_argument("file", type=Path)
+    info.add_argument("--json", action="store_true", help="print the metadata as JSON")
+
+    demo = sub.add_parser("demo", help="write a synthetic test-pattern exposure and calibrate it")
+    demo.add_argument("--output-dir", "-o", type=Path, default=Path("webbflow-demo"))
+    demo.add_argument("--size", type=int, default=512, help="subarray edge in pixels (default 512)")
+    demo.add_argument("--full-frame", action="store_true", help="2048x2048 instead of a subarray")
+    demo.add_argument("--ngroups", type=int, default=10)
+    demo.add_argument("--nints", type=int, default=1)
+    demo.add_argument("--detector", default="NRCA1")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--scheduler")
+    demo.add_argument("--overwrite", action="store_true")
+    return parser
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output-dir", "-o", type=Path, default=Path(), help="where products go (default: .)")
+    p.add_argument("--parameter-file", "-p", type=Path, help="YAML/ASDF step parameters (jwst form accepted)")
+    p.add_argument(
+        "--save-intermediate",
+        choices=("zarr", "fits"),
+        help="also write the calibrated ramp (input of ramp_fit) as *_ramp.zarr or *_ramp.fits",
+    )
+    p.add_argument("--scheduler", help="threads (default), sync, local:N, or a dask scheduler address")
+    p.add_argument("--tile", type=int, help="tile edge in pixels (default: from a memory budget)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing products")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress or log output")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``webbflow`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        return _main(argv)
+    except WebbflowError as exc:
+        if debug:
+            raise
+        print(f"webbflow: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("webbflow: interrupted; no partial product was kept", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # a bug, not a user error: one line, and how to see more
+        if debug:
+            raise
+        print(
+            f"webbflow: error: unexpected {type(exc).__name__}: {exc} (rerun with --debug)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+def _main(argv: list[str]) -> int:
+    from webbflow.cli.overrides import merge, parse_step_args, read_parameter_file
+
+    step_tokens = _take_step_tokens(argv)
+    args = _build_parser().parse_args(argv)
+    if step_tokens and args.command != "run":
+        raise UsageError("--steps.* options go with 'webbflow run'")
+    _setup_logging(getattr(args, "quiet", False))
+    if args.command == "steps":
+        return _cmd_steps(args.name)
+    if args.command == "info":
+        return _cmd_info(args.file, args.json)
+    if args.command == "demo":
+        return _cmd_demo(args)
+    from webbflow.graphs import PIPELINES
+    from webbflow.graphs.runner import RunOptions, run_detector1
+
+    if args.pipeline not in PIPELINES:
+        raise UsageError(
+            f"unknown pipeline {args.pipeline!r}{suggest(args.pipeline, PIPELINES)}"
+            f" (available: {', '.join(PIPELINES)})"
+        )
+    file_steps = read_parameter_file(args.parameter_file) if args.parameter_file else {}
+    steps = merge(file_steps, parse_step_args(step_tokens))
+    options = RunOptions(
+        output_dir=args.output_dir,
+        save_intermediate=args.save_intermediate,
+        scheduler=args.scheduler,
+        tile=args.tile,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    if args.tile is not None and args.tile < 1:
+        raise UsageError(f"--tile must be a positive number of pixels, got {args.tile}")
+    paths = run_detector1(args.inputs, steps, options)
+    for path in paths:
+        print(path)
+    return EXIT_OK
+
+
+def _take_step_tokens(argv: list[str]) -> list[str]:
+    """Remove ``--steps.*`` tokens (and their separate values) from ``argv``; return them."""
+    taken: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i].startswith("--steps."):
+            taken.append(argv.pop(i))
+            if "=" not in taken[-1] and i < len(argv) and not argv[i].startswith("--"):
+                taken.append(argv.pop(i))
+            continue
+        i += 1
+    return taken
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+def _cmd_steps(name: str | None) -> int:
+    from webbflow.engine.step import STEPS, Pipeline, get_step
+    from webbflow.graphs import PIPELINES
+
+    get_step("dq_init")  # loads the built-in steps
+    if name is None:
+        for pname, pcls in PIPELINES.items():
+            print(f"{pname}: {' → '.join(pcls.step_names)}")
+        print()
+        for sname, scls in sorted(STEPS.items()):
+            if not issubclass(scls, Pipeline):
+                refs = ", ".join(scls.reftypes) or "-"
+                print(f"{sname:18s} reference types: {refs}")
+        return EXIT_OK
+    cls = PIPELINES.get(name) or get_step(name)
+    print(f"{name}  (meta.cal_step.{cls.cal_step}; reference types: {', '.join(cls.reftypes) or 'none'})")
+    doc = (cls.__doc__ or "").strip().splitlines()
+    if doc:
+        print(f"  {doc[0]}")
+    for pname, ptype, default, pdoc in cls.describe():
+        print(f"  --steps.{name}.{pname}={default!s:<10} [{ptype}] {pdoc}")
+    return EXIT_OK
+
+
+def _cmd_info(path: Path, as_json: bool) -> int:
+    from webbflow.io.fits_reader import read_headers
+
+    meta, _, extensions = read_headers(path)
+    if as_json:
+        print(json.dumps(meta, indent=2, default=str))
+        return EXIT_OK
+    print(f"{path}")
+    print(f"  extensions: {', '.join(extensions)}")
+    for section in ("instrument", "exposure", "subarray", "observation", "cal_step"):
+        values: Any = meta.get(section)
+        if values:
+            print(f"  {section}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    refs = meta.get("ref_file", {})
+    if refs:
+        print(
+            "  ref_file: " + ", ".join(f"{k}={v.get('name')}" for k, v in refs.items() if isinstance(v, dict))
+        )
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from webbflow.demo import write_test_pattern
+    from webbflow.graphs.runner import RunOptions, run_detector1
+
+    out: Path = args.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    subarray = None if args.full_frame else (1, 1, args.size, args.size)
+    uncal = out / f"webbflow_demo_{args.detector.lower()}_uncal.fits"
+    print(f"Writing a synthetic TEST PATTERN exposure (not a physical simulation): {uncal}")
+    write_test_pattern(
+        uncal,
+        detector=args.detector,
+        ngroups=args.ngroups,
+        nints=args.nints,
+        subarray=subarray,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
+    print("Calibrating it with Detector1 (embedded default reference files, no network)...")
+    paths = run_detector1(
+        [uncal], {}, RunOptions(output_dir=out, scheduler=args.scheduler, overwrite=args.overwrite)
+    )
+    print("Products:")
+    for path in [uncal, *paths]:
+        print(f"  {path}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Run a named pipeline over input files and write its products.
+
+All the inputs go into one dask graph; products are written tile by tile and
+renamed into place when complete (see :mod:`webbflow.engine.execute`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import xarray as xr
+
+from webbflow.engine.execute import Product, compute_products, scheduler
+from webbflow.errors import UsageError
+from webbflow.io.fits_reader import open_exposure
+from webbflow.io.products import fits_product, product_name
+from webbflow.io.zarr_store import ZarrProduct
+from webbflow.model import get_meta, require_ramp, split_rate
+
+log = logging.getLogger("webbflow")
+
+Intermediate = Literal["zarr", "fits"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: where outputs go, how to compute, what else to save."""
+
+    output_dir: Path = Path()
+    save_intermediate: Intermediate | None = None
+    scheduler: str | None = None
+    tile: int | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+
+def detector1_products(
+    ds: xr.Dataset, steps: Mapping[str, Mapping[str, Any]], options: RunOptions
+) -> list[Product]:
+    """The products of Detector1 on one lazy exposure: rate, rateints (+ calibrated ramp)."""
+    from webbflow.graphs.detector1 import Detector1
+
+    require_ramp(ds, str(ds.attrs.get("source", "exposure")))
+    pipe = Detector1(steps=steps)
+    meta = get_meta(ds)
+    out = options.output_dir
+    products: list[Product] = []
+    final = ds
+    for name, stage in pipe.stages(ds):
+        if name == "jump" and options.save_intermediate:
+            ramp_path = out / product_name(meta, "ramp")
+            if options.save_intermediate == "zarr":
+                products.append(ZarrProduct(stage, ramp_path.with_suffix(".zarr"), options.overwrite))
+            else:
+                products.append(fits_product(stage, ramp_path, "ramp", overwrite=options.overwrite))
+        final = stage
+    if "sci_ints" not in final:
+        raise UsageError("detector1 ended without a rate image: ramp_fit must not be skipped")
+    rate, rateints = split_rate(final)
+    products.append(fits_product(rate, out / product_name(meta, "rate"), "rate", overwrite=options.overwrite))
+    products.append(
+        fits_product(rateints, out / product_name(meta, "rateints"), "rateints", overwrite=options.overwrite)
+    )
+    return products
+
+
+def run_detector1(
+    inputs: Sequence[str | Path],
+    steps: Mapping[str, Mapping[str, Any]] | None = None,
+    options: RunOptions | None = None,
+) -> list[Path]:
+    """Calibrate ``uncal`` (or ``ramp``) files to ``rate`` and ``rateints``.
+
+    Parameters
+    ----------
+    inputs
+        Raw exposures.
+    steps
+        Per-step parameters, ``{"jump": {"rejection_threshold": 5}}``.
+    options
+        Output directory, scheduler, tile size, intermediates, overwrite.
+
+    Returns
+    -------
+    list of Path
+        The products written, in input order.
+    """
+    options = options or RunOptions()
+    if not inputs:
+        raise UsageError("no input files given")
+    products: list[Product] = []
+    for path in inputs:
+        ds = open_exposure(path, tile=options.tile)
+        products += detector1_products(ds, steps or {}, options)
+    _check_unique(products)
+    with scheduler(options.scheduler, progress=options.progress) as client:
+        return compute_products(products, client=client, progress=options.progress)
+
+
+def _check_unique(products: Sequence[Product]) -> None:
+    seen: dict[Path, int] = {}
+    for product in products:
+        key = product.path.resolve()
+        if key in seen:
+            raise UsageError(f"two inputs would both write {product.path}; give inputs distinct names")
+        seen[key] = 1

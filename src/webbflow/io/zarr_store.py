@@ -1,0 +1,76 @@
+"""Zarr stores of any exposure Dataset: checkpoints, intermediates, analysis.
+
+Metadata (``attrs["meta"]``, ``attrs["fits_extra"]``) are JSON, so they go
+into the store's attributes as they are; :func:`open_zarr` gives back the same
+lazy Dataset, chunked as it was written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+from dask.delayed import Delayed
+
+from webbflow.errors import InputError
+from webbflow.io.atomic import check_writable, commit, discard, temporary_name
+
+_JSON_ATTRS = ("meta", "fits_extra")
+
+
+def _encode_attrs(ds: xr.Dataset) -> xr.Dataset:
+    out = ds.copy()
+    out.attrs = {
+        k: (json.dumps(v) if k in _JSON_ATTRS else v)
+        for k, v in ds.attrs.items()
+        if k in _JSON_ATTRS or isinstance(v, str | int | float)
+    }
+    out.attrs["webbflow_json_attrs"] = ",".join(k for k in _JSON_ATTRS if k in ds.attrs)
+    for var in out.variables.values():
+        var.encoding = {}
+    return out
+
+
+@dataclass
+class ZarrProduct:
+    """A Zarr store being written (same protocol as :class:`~webbflow.io.fits_writer.FitsProduct`)."""
+
+    ds: xr.Dataset
+    path: Path
+    overwrite: bool = False
+    tmp: Path = field(init=False)
+
+    def prepare(self) -> list[Delayed]:
+        check_writable(self.path, self.overwrite)
+        self.tmp = temporary_name(self.path)
+        ds = _encode_attrs(self.ds)
+        delayed = ds.to_zarr(self.tmp, mode="w", compute=False, consolidated=True)
+        return [delayed]
+
+    def finish(self) -> Path:
+        commit(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if hasattr(self, "tmp"):
+            discard(self.tmp)
+
+
+def open_zarr(path: str | Path) -> xr.Dataset:
+    """Open a store written by :class:`ZarrProduct` as a lazy Dataset with its metadata."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such Zarr store")
+    try:
+        ds = xr.open_zarr(p, consolidated=True)
+    except Exception as exc:
+        raise InputError(f"{p}: not a readable Zarr store ({exc})") from None
+    attrs: dict[str, Any] = dict(ds.attrs)
+    for key in str(attrs.pop("webbflow_json_attrs", "")).split(","):
+        if key:
+            attrs[key] = json.loads(attrs[key])
+    ds.attrs = attrs
+    return ds

@@ -1,0 +1,14 @@
+"""Shared fixtures: a private reference cache for the whole test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Generate embedded default references into a per-session cache, not the user's."""
+    if "WEBBFLOW_CACHE" not in os.environ:
+        os.environ["WEBBFLOW_CACHE"] = str(tmp_path_factory.mktemp("webbflow-cache"))
