@@ -1,0 +1,273 @@
+"""Static facts about the JWST near-infrared detectors webbflow handles.
+
+One frozen :class:`Detector` per detector name (the FITS ``DETECTOR`` keyword):
+NIRCam (``NRCA1``-``NRCA4``, ``NRCALONG``, ``NRCB1``-``NRCB4``, ``NRCBLONG``),
+NIRISS (``NIS``) and FGS (``GUIDER1``, ``GUIDER2``). All are 2048 × 2048
+HAWAII-2RG arrays with a 4-pixel reference-pixel border and four 512-pixel wide
+readout amplifiers.
+
+The numbers are *nominal*: the order of magnitude published for each detector
+(gain, read noise, dark current, bias, saturation, IPC), good enough to build
+the embedded default reference files and realistic simulations, not a
+substitute for the calibrated CRDS reference files.
+
+Orientation is the DMS (science) frame of the jwst files; ``fastaxis`` and
+``slowaxis`` are the values of the ``FASTAXIS``/``SLOWAXIS`` keywords (1 = x,
+2 = y, negative when the readout runs towards decreasing index). NIRCam reads
+along x, so its amplifiers are 512-column stripes; NIRISS and FGS read along y
+in the DMS frame, so theirs are 512-row stripes (see :attr:`Detector.amp_axis`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final, Literal
+
+from webbflow.errors import UsageError, suggest
+
+#: Full-frame frame time (s) of the NIRCam detectors, 10 µs samples, 4 outputs.
+NIRCAM_FULL_FRAME_TIME: Final = 10.73677
+#: Full-frame frame time (s) of the NIRISS and FGS detectors.
+NIS_FGS_FULL_FRAME_TIME: Final = 10.73676
+
+
+@dataclass(frozen=True)
+class Detector:
+    """Nominal properties of one JWST near-infrared detector.
+
+    Attributes
+    ----------
+    name
+        ``DETECTOR`` keyword value (``"NRCA1"``).
+    instrument
+        ``INSTRUME`` keyword value (``"NIRCAM"``, ``"NIRISS"``, ``"FGS"``).
+    channel
+        NIRCam channel ``"SHORT"``/``"LONG"``; ``""`` for NIRISS/FGS.
+    module
+        NIRCam module ``"A"``/``"B"``; ``""`` otherwise.
+    gain
+        Mean gain, e⁻/DN.
+    read_noise
+        Single-read read noise, DN (what jwst ``READNOISE`` references hold).
+    dark_current
+        Mean dark current, e⁻/s.
+    saturation
+        Mean saturation level, raw DN (bias included, as jwst ``SATURATION``).
+    bias
+        Mean bias (superbias) level, DN.
+    amp_bias_offsets
+        Offset of each amplifier's bias from ``bias``, DN, amplifier 1 first.
+    nonlinearity
+        Fractional signal deficit at saturation: a pixel read at its (bias
+        subtracted) saturation level ``S`` has collected ``S * (1 + nonlinearity)``
+        worth of linear signal, approximately.
+    ipc_alpha
+        Inter-pixel capacitance coupling to each of the 4 nearest neighbours.
+    frame_time_full
+        Full-frame frame time, s.
+    fastaxis, slowaxis
+        ``FASTAXIS``/``SLOWAXIS`` keyword values (DMS orientation).
+    ny, nx
+        Full-frame size, pixels.
+    refpix
+        Width of the reference-pixel border on every side, pixels.
+    namps, amp_width
+        Number of readout amplifiers and pixels per amplifier stripe.
+    """
+
+    name: str
+    instrument: str
+    channel: str
+    module: str
+    gain: float
+    read_noise: float
+    dark_current: float
+    saturation: float
+    bias: float
+    amp_bias_offsets: tuple[float, float, float, float]
+    nonlinearity: float
+    ipc_alpha: float
+    frame_time_full: float
+    fastaxis: int
+    slowaxis: int
+    ny: int = 2048
+    nx: int = 2048
+    refpix: int = 4
+    namps: int = 4
+    amp_width: int = 512
+
+    @property
+    def amp_axis(self) -> Literal["x", "y"]:
+        """The axis along which the amplifier stripes are laid out (the fast axis)."""
+        return "x" if abs(self.fastaxis) == 1 else "y"
+
+    @property
+    def amplifiers(self) -> tuple[tuple[int, int], ...]:
+        """Half-open 0-based ``(start, stop)`` of each amplifier stripe along :attr:`amp_axis`."""
+        return tuple((i * self.amp_width, (i + 1) * self.amp_width) for i in range(self.namps))
+
+    @property
+    def exp_types(self) -> tuple[str, ...]:
+        """The ``EXP_TYPE`` values of this detector's instrument."""
+        return EXP_TYPES[self.instrument]
+
+
+#: ``EXP_TYPE`` values per instrument (from the jwst ``keyword_exptype`` list).
+EXP_TYPES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "NIRCAM": (
+            "NRC_IMAGE",
+            "NRC_GRISM",
+            "NRC_WFSS",
+            "NRC_TSIMAGE",
+            "NRC_TSGRISM",
+            "NRC_CORON",
+            "NRC_TACQ",
+            "NRC_TACONFIRM",
+            "NRC_FOCUS",
+            "NRC_DARK",
+            "NRC_FLAT",
+            "NRC_LED",
+            "NRC_WFSC",
+        ),
+        "NIRISS": (
+            "NIS_IMAGE",
+            "NIS_WFSS",
+            "NIS_SOSS",
+            "NIS_AMI",
+            "NIS_TACQ",
+            "NIS_TACONFIRM",
+            "NIS_FOCUS",
+            "NIS_DARK",
+            "NIS_LAMP",
+            "NIS_EXTCAL",
+        ),
+        "FGS": (
+            "FGS_IMAGE",
+            "FGS_FOCUS",
+            "FGS_SKYFLAT",
+            "FGS_INTFLAT",
+            "FGS_DARK",
+            "FGS_ACQ1",
+            "FGS_ACQ2",
+            "FGS_FINEGUIDE",
+            "FGS_ID-IMAGE",
+            "FGS_ID-STACK",
+            "FGS_TRACK",
+        ),
+    }
+)
+
+
+def _nrc(
+    name: str,
+    gain: float,
+    rn: float,
+    dark: float,
+    sat: float,
+    bias: float,
+    offsets: tuple[float, float, float, float],
+    fast: int,
+) -> Detector:
+    long = name.endswith("LONG")
+    return Detector(
+        name=name,
+        instrument="NIRCAM",
+        channel="LONG" if long else "SHORT",
+        module=name[3],
+        gain=gain,
+        read_noise=rn,
+        dark_current=dark,
+        saturation=sat,
+        bias=bias,
+        amp_bias_offsets=offsets,
+        nonlinearity=0.07 if long else 0.09,
+        ipc_alpha=0.0055 if long else 0.0050,
+        frame_time_full=NIRCAM_FULL_FRAME_TIME,
+        fastaxis=fast,
+        slowaxis=2 * (-1 if fast > 0 else 1),
+    )
+
+
+_TABLE: Final[tuple[Detector, ...]] = (
+    _nrc("NRCA1", 2.07, 6.6, 0.0019, 59500.0, 12400.0, (0.0, 85.0, -40.0, 120.0), -1),
+    _nrc("NRCA2", 2.01, 6.2, 0.0022, 60200.0, 11900.0, (0.0, -60.0, 35.0, 90.0), 1),
+    _nrc("NRCA3", 2.16, 6.9, 0.0025, 58800.0, 12650.0, (0.0, 40.0, 110.0, -75.0), -1),
+    _nrc("NRCA4", 2.01, 6.4, 0.0030, 60700.0, 12100.0, (0.0, -95.0, 20.0, 65.0), 1),
+    _nrc("NRCALONG", 1.82, 8.1, 0.0280, 61400.0, 12250.0, (0.0, 55.0, -30.0, 140.0), -1),
+    _nrc("NRCB1", 2.08, 6.5, 0.0021, 59900.0, 12300.0, (0.0, 70.0, -55.0, 45.0), 1),
+    _nrc("NRCB2", 2.02, 6.3, 0.0024, 60400.0, 12050.0, (0.0, -35.0, 80.0, 15.0), -1),
+    _nrc("NRCB3", 1.97, 6.0, 0.0020, 61000.0, 11800.0, (0.0, 25.0, -90.0, 60.0), 1),
+    _nrc("NRCB4", 2.13, 6.8, 0.0027, 58500.0, 12550.0, (0.0, -70.0, 50.0, 100.0), -1),
+    _nrc("NRCBLONG", 1.79, 8.4, 0.0310, 61800.0, 12350.0, (0.0, 45.0, 95.0, -20.0), 1),
+    Detector(
+        name="NIS",
+        instrument="NIRISS",
+        channel="",
+        module="",
+        gain=1.61,
+        read_noise=7.6,
+        dark_current=0.0124,
+        saturation=59000.0,
+        bias=12200.0,
+        amp_bias_offsets=(0.0, 60.0, -45.0, 75.0),
+        nonlinearity=0.08,
+        ipc_alpha=0.0060,
+        frame_time_full=NIS_FGS_FULL_FRAME_TIME,
+        fastaxis=-2,
+        slowaxis=-1,
+    ),
+    Detector(
+        name="GUIDER1",
+        instrument="FGS",
+        channel="",
+        module="",
+        gain=1.60,
+        read_noise=8.9,
+        dark_current=0.0190,
+        saturation=58200.0,
+        bias=11950.0,
+        amp_bias_offsets=(0.0, -50.0, 65.0, 30.0),
+        nonlinearity=0.08,
+        ipc_alpha=0.0060,
+        frame_time_full=NIS_FGS_FULL_FRAME_TIME,
+        fastaxis=-2,
+        slowaxis=1,
+    ),
+    Detector(
+        name="GUIDER2",
+        instrument="FGS",
+        channel="",
+        module="",
+        gain=1.63,
+        read_noise=8.6,
+        dark_current=0.0210,
+        saturation=58700.0,
+        bias=12150.0,
+        amp_bias_offsets=(0.0, 35.0, -70.0, 55.0),
+        nonlinearity=0.08,
+        ipc_alpha=0.0060,
+        frame_time_full=NIS_FGS_FULL_FRAME_TIME,
+        fastaxis=2,
+        slowaxis=-1,
+    ),
+)
+
+#: Every known detector by ``DETECTOR`` name. Read-only.
+DETECTORS: Final[Mapping[str, Detector]] = MappingProxyType({d.name: d for d in _TABLE})
+
+
+def get_detector(name: str) -> Detector:
+    """The :class:`Detector` named ``name`` (``DETECTOR`` keyword, any case).
+
+    Raises
+    ------
+    UsageError
+        If ``name`` is not a known detector; the message suggests the closest name.
+    """
+    key = str(name).strip().upper()
+    if key in DETECTORS:
+        return DETECTORS[key]
+    raise UsageError(f"unknown DETECTOR {name!r}{suggest(key, DETECTORS)} (known: {', '.join(DETECTORS)})")

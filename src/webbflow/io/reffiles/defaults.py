@@ -1,0 +1,312 @@
+"""Write the embedded default reference set: jwst-format FITS files, made on first use.
+
+:func:`default_reference` returns the path of the default file of a reftype
+for a detector, generating it (only that one) into the cache folder if it is
+not there. The folder is ``$WEBBFLOW_CACHE`` or
+``platformdirs.user_cache_dir("webbflow")``, subfolder
+``defaults-v<GENERATOR_VERSION>/<DETECTOR>``. Files are written under a
+temporary name and renamed, so concurrent workers may race harmlessly: every
+writer produces the same bytes (no date or other varying card is written).
+
+The layouts follow the jwst reference-file data models (``MaskModel``,
+``SaturationModel``, ``SuperBiasModel``, ``LinearityModel``, ``DarkModel``,
+``GainModel``, ``ReadnoiseModel``, ``IPCModel``) so the jwst pipeline can read
+the files too.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import platformdirs
+from astropy.io import fits
+
+from webbflow import dq
+from webbflow.detectors import Detector, get_detector
+from webbflow.errors import ReferenceFileError, UsageError, suggest
+from webbflow.io.reffiles import arrays
+from webbflow.io.reffiles.arrays import GENERATOR_VERSION
+
+#: Reftypes the embedded default set provides, with their jwst data model name.
+DATAMODELS: Final = {
+    "mask": "MaskModel",
+    "saturation": "SaturationModel",
+    "superbias": "SuperBiasModel",
+    "linearity": "LinearityModel",
+    "dark": "DarkModel",
+    "gain": "GainModel",
+    "readnoise": "ReadnoiseModel",
+    "ipc": "IPCModel",
+}
+
+#: Fewest frames a default dark holds.
+MIN_DARK_FRAMES: Final = 10
+
+#: Local DQ_DEF bit numbering of the default mask (compact, as many jwst masks).
+MASK_BITS: Final = ("DO_NOT_USE", "DEAD", "HOT", "WARM", "LOW_QE", "REFERENCE_PIXEL")
+
+_DESCRIPTIONS: Final = {
+    "DO_NOT_USE": "Bad pixel, do not use",
+    "DEAD": "Dead pixel",
+    "HOT": "Hot pixel",
+    "WARM": "Warm pixel",
+    "LOW_QE": "Low quantum efficiency",
+    "REFERENCE_PIXEL": "Reference pixel",
+    "NO_SAT_CHECK": "Saturation check not available",
+    "NO_LIN_CORR": "Linearity correction not available",
+    "UNRELIABLE_BIAS": "Bias variance large",
+}
+
+
+def cache_root() -> Path:
+    """The folder of the default set for this generator version."""
+    base = os.environ.get("WEBBFLOW_CACHE") or platformdirs.user_cache_dir("webbflow")
+    return Path(base) / f"defaults-v{GENERATOR_VERSION}"
+
+
+def dark_frames_needed(ngroups: int, nframes: int, groupgap: int) -> int:
+    """Frames a default dark must hold for an exposure: ``ngroups*(nframes+groupgap)``, ≥ 10."""
+    return max(MIN_DARK_FRAMES, int(ngroups) * (int(nframes) + int(groupgap)))
+
+
+def default_filename(reftype: str, detector: str, dark_frames: int | None = None) -> str:
+    """File name of a default reference (the dark's carries its frame count)."""
+    tag = f"dark_{dark_frames}f" if reftype == "dark" else reftype
+    return f"webbflow_{detector.lower()}_{tag}_v{GENERATOR_VERSION}.fits"
+
+
+def default_reference(reftype: str, detector: str, dark_frames: int | None = None) -> Path:
+    """Path of the default ``reftype`` file for ``detector``, generated if missing.
+
+    Parameters
+    ----------
+    reftype
+        One of :data:`DATAMODELS`.
+    detector
+        ``DETECTOR`` keyword value (see :mod:`webbflow.detectors`).
+    dark_frames
+        For ``dark`` only: number of frames (``NFRAMES=1``, ``GROUPGAP=0``);
+        default :data:`MIN_DARK_FRAMES`.
+
+    Raises
+    ------
+    ReferenceFileError
+        If there is no default of this reftype or for this detector.
+    """
+    if reftype not in DATAMODELS:
+        raise ReferenceFileError(
+            f"no embedded default {reftype} reference{suggest(reftype, DATAMODELS)} "
+            f"(defaults exist for {', '.join(DATAMODELS)}); pass override_{reftype} or use CRDS"
+        )
+    try:
+        det = get_detector(detector)
+    except UsageError as exc:
+        raise ReferenceFileError(
+            f"no embedded default {reftype} reference for DETECTOR={detector!r} ({exc}); "
+            f"pass override_{reftype} or use CRDS"
+        ) from None
+    frames = max(int(dark_frames or MIN_DARK_FRAMES), 1) if reftype == "dark" else None
+    path = cache_root() / det.name / default_filename(reftype, det.name, frames)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+        try:
+            _WRITERS[reftype](det, tmp, frames)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path
+
+
+# -- headers -------------------------------------------------------------------------------
+def primary_header(det: Detector, reftype: str, descrip: str, **extra: Any) -> fits.Header:
+    """Primary header of a default reference: the keywords the jwst models and CRDS use."""
+    h = fits.Header()
+    cards: list[tuple[str, Any, str]] = [
+        ("TELESCOP", "JWST", "Telescope used to acquire the data"),
+        ("INSTRUME", det.instrument, "Instrument used to acquire the data"),
+        ("DETECTOR", det.name, "Name of detector used to acquire the data"),
+        ("REFTYPE", reftype.upper(), "Type of reference file"),
+        ("DATAMODL", DATAMODELS[reftype], "Type of data model"),
+        ("FILENAME", "", "Name of the file"),
+        ("DESCRIP", descrip, ""),
+        ("AUTHOR", "webbflow", "Author of the reference file"),
+        ("PEDIGREE", "DUMMY", "The pedigree of the reference file"),
+        ("USEAFTER", "2000-01-01T00:00:00", "Use after date of the reference file"),
+        ("SUBARRAY", "FULL", "Subarray used"),
+        ("SUBSTRT1", 1, "Starting pixel in axis 1 direction"),
+        ("SUBSTRT2", 1, "Starting pixel in axis 2 direction"),
+        ("SUBSIZE1", det.nx, "Number of pixels in axis 1 direction"),
+        ("SUBSIZE2", det.ny, "Number of pixels in axis 2 direction"),
+        ("FASTAXIS", det.fastaxis, "Fast readout axis direction"),
+        ("SLOWAXIS", det.slowaxis, "Slow readout axis direction"),
+        ("WFGENVER", GENERATOR_VERSION, "webbflow default-set generator version"),
+    ]
+    if det.instrument == "NIRCAM":
+        cards += [("CHANNEL", det.channel, "Instrument channel"), ("MODULE", det.module, "NIRCam module")]
+    for key, value, comment in cards:
+        h[key] = (value, comment)
+    for key, value in extra.items():
+        h[key] = value
+    h.add_history("Generated by webbflow from nominal detector properties")
+    h.add_history("(webbflow.detectors) with seeded pseudo-random pixel structure.")
+    h.add_history("Not a calibrated reference file: for simulations and tests.")
+    return h
+
+
+def _exptype_cards(det: Detector) -> dict[str, tuple[str, str]]:
+    return {
+        "EXP_TYPE": ("ANY", "Type of data in the exposure"),
+        "P_EXP_TY": ("|".join(det.exp_types) + "|", ""),
+        "READPATT": ("ANY", "Readout pattern"),
+    }
+
+
+def dq_def_hdu(names: tuple[str, ...], local_bits: bool) -> fits.BinTableHDU:
+    """DQ_DEF table of ``names``: bit numbers ``0, 1, …`` if ``local_bits``, else the standard ones."""
+    values = [1 << i if local_bits else dq.FLAGS[n] for i, n in enumerate(names)]
+    rec = np.rec.fromarrays(
+        [
+            np.array([int(v).bit_length() - 1 for v in values], np.int32),
+            np.array(values, np.uint32),
+            np.array(names, "S40"),
+            np.array([_DESCRIPTIONS.get(n, n) for n in names], "S80"),
+        ],
+        dtype=[("BIT", "i4"), ("VALUE", "u4"), ("NAME", "S40"), ("DESCRIPTION", "S80")],
+    )
+    return fits.BinTableHDU(rec, name="DQ_DEF")
+
+
+def _image(data: np.ndarray, name: str, bunit: str | None = None) -> fits.ImageHDU:
+    hdu = fits.ImageHDU(data, name=name)
+    if bunit:
+        hdu.header["BUNIT"] = bunit
+    return hdu
+
+
+def _write(tmp: Path, header: fits.Header, hdus: list[Any]) -> None:
+    header["FILENAME"] = _final_name(tmp)
+    fits.HDUList([fits.PrimaryHDU(header=header), *hdus]).writeto(tmp)
+
+
+def _final_name(tmp: Path) -> str:
+    """``webbflow_x.fits`` from its temporary name ``.webbflow_x.fits.<hex>.partial``."""
+    return tmp.name.removeprefix(".").removesuffix(".partial").rsplit(".", 1)[0]
+
+
+def _to_local(std: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    out = np.zeros(std.shape, np.uint32)
+    for i, name in enumerate(names):
+        out[(std & dq.FLAGS[name]) != 0] |= np.uint32(1 << i)
+    return out
+
+
+# -- writers -------------------------------------------------------------------------------
+def _write_mask(det: Detector, tmp: Path, _: int | None) -> None:
+    h = primary_header(det, "mask", "webbflow default bad-pixel mask", **_exptype_cards(det))
+    local = _to_local(arrays.mask_dq(det), MASK_BITS)
+    _write(tmp, h, [_image(local, "DQ"), dq_def_hdu(MASK_BITS, local_bits=True)])
+
+
+def _write_saturation(det: Detector, tmp: Path, _: int | None) -> None:
+    sci, dqarr = arrays.saturation(det)
+    h = primary_header(det, "saturation", "webbflow default saturation thresholds (raw DN)")
+    _write(
+        tmp,
+        h,
+        [_image(sci, "SCI", "DN"), _image(dqarr, "DQ"), dq_def_hdu(("NO_SAT_CHECK",), local_bits=False)],
+    )
+
+
+def _write_superbias(det: Detector, tmp: Path, _: int | None) -> None:
+    sci, err, dqarr = arrays.superbias(det)
+    h = primary_header(det, "superbias", "webbflow default superbias", READPATT="ANY", NOUTPUTS=det.namps)
+    _write(
+        tmp,
+        h,
+        [
+            _image(sci, "SCI", "DN"),
+            _image(err, "ERR", "DN"),
+            _image(dqarr, "DQ"),
+            dq_def_hdu(("UNRELIABLE_BIAS",), local_bits=False),
+        ],
+    )
+
+
+def _write_linearity(det: Detector, tmp: Path, _: int | None) -> None:
+    coeffs, dqarr = arrays.linearity(det)
+    h = primary_header(det, "linearity", "webbflow default linearity coefficients")
+    _write(
+        tmp,
+        h,
+        [_image(coeffs, "COEFFS"), _image(dqarr, "DQ"), dq_def_hdu(("NO_LIN_CORR",), local_bits=False)],
+    )
+
+
+def _write_gain(det: Detector, tmp: Path, _: int | None) -> None:
+    h = primary_header(det, "gain", "webbflow default gain (e-/DN)")
+    _write(tmp, h, [_image(arrays.gain(det), "SCI", "ELECTRONS/DN")])
+
+
+def _write_readnoise(det: Detector, tmp: Path, _: int | None) -> None:
+    h = primary_header(
+        det, "readnoise", "webbflow default single-read read noise (DN)", READPATT="ANY", NOUTPUTS=det.namps
+    )
+    _write(tmp, h, [_image(arrays.readnoise(det), "SCI", "DN")])
+
+
+def _write_ipc(det: Detector, tmp: Path, _: int | None) -> None:
+    h = primary_header(det, "ipc", "webbflow default 3x3 IPC kernel")
+    _write(tmp, h, [_image(arrays.ipc_kernel(det), "SCI")])
+
+
+def _write_dark(det: Detector, tmp: Path, frames: int | None) -> None:
+    """Dark (frames, y, x) float32 DN, streamed frame by frame; DQ (y, x); no ERR cube."""
+    nframes = int(frames or MIN_DARK_FRAMES)
+    rate = arrays.dark_rate(det)
+    h = primary_header(
+        det,
+        "dark",
+        f"webbflow default dark, {nframes} frames, bias subtracted (DN)",
+        **_exptype_cards(det),
+        NFRAMES=1,
+        GROUPGAP=0,
+        NGROUPS=nframes,
+        NINTS=1,
+        NOUTPUTS=det.namps,
+        TFRAME=det.frame_time_full,
+        AVDRKCUR=float(np.mean(rate[~arrays.refpix_border(det)])),
+    )
+    _write(tmp, h, [])
+    sci_header = fits.ImageHDU(np.zeros((1, 1, 1), np.float32), name="SCI").header
+    sci_header["NAXIS3"] = nframes
+    sci_header["NAXIS2"] = det.ny
+    sci_header["NAXIS1"] = det.nx
+    sci_header["BUNIT"] = "DN"
+    stream = fits.StreamingHDU(str(tmp), sci_header)
+    rate_dn = rate / arrays.gain(det).astype(np.float64)
+    try:
+        for k in range(nframes):
+            stream.write(arrays.dark_frame(det, rate_dn, k))
+    finally:
+        stream.close()
+    fits.append(tmp, arrays.dark_dq(det), fits.Header([("EXTNAME", "DQ")]))
+    with fits.open(tmp, mode="append") as hdul:
+        hdul.append(dq_def_hdu(("HOT", "WARM"), local_bits=False))
+
+
+_WRITERS: Final[dict[str, Callable[[Detector, Path, int | None], None]]] = {
+    "mask": _write_mask,
+    "saturation": _write_saturation,
+    "superbias": _write_superbias,
+    "linearity": _write_linearity,
+    "dark": _write_dark,
+    "gain": _write_gain,
+    "readnoise": _write_readnoise,
+    "ipc": _write_ipc,
+}
