@@ -1,0 +1,1 @@
+"""The ipc Detector1 step: see :mod:`webbflow.steps.ipc.step`."""

@@ -1,0 +1,62 @@
+"""IPC kernel: remove inter-pixel capacitance by convolving with a deconvolution kernel.
+
+Physics: capacitive coupling between neighbouring pixels moves a small
+fraction of each pixel's signal into its neighbours. The IPC reference holds
+a small deconvolution kernel (centre slightly above 1, neighbours slightly
+negative); convolving the science pixels with it undoes the coupling. Only
+light-sensitive pixels take part: the reference-pixel border (4 pixels on
+each side of a 2048×2048 near-infrared detector) is neither used as input
+(it counts as zero) nor changed. Pixels beyond the array edge count as zero.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class IpcResult(NamedTuple):
+    """Output of :func:`ipc_kernel`."""
+
+    sci: np.ndarray
+
+
+def ipc_kernel(
+    sci: np.ndarray, y: np.ndarray, x: np.ndarray, *, kernel: np.ndarray, ref_border: int, frame_size: int
+) -> IpcResult:
+    """Convolve the science pixels of every group with ``kernel``.
+
+    Parameters
+    ----------
+    sci
+        (integration, group, y, x) float32, DN.
+    y, x
+        0-based full-frame row / column indices of the tile, int.
+    kernel
+        (ky, kx) float32 deconvolution kernel (dimensionless), centre at (ky//2, kx//2).
+    ref_border
+        Width of the reference-pixel border, pixels (4).
+    frame_size
+        Full-frame size, pixels (2048).
+
+    Returns
+    -------
+    IpcResult
+        ``sci``: (integration, group, y, x) float32, DN (a new array).
+    """
+    kernel = np.asarray(kernel, dtype=np.float32)
+    ky, kx = kernel.shape
+    ny, nx = sci.shape[-2:]
+    ref_y = (y < ref_border) | (y >= frame_size - ref_border)
+    ref_x = (x < ref_border) | (x >= frame_size - ref_border)
+    is_ref = ref_y[:, None] | ref_x[None, :]
+    bottom, left = ky // 2, kx // 2
+    padded = np.zeros((*sci.shape[:-2], ny + ky - 1, nx + kx - 1), dtype=np.float32)
+    padded[..., bottom : bottom + ny, left : left + nx] = np.where(is_ref, np.float32(0), sci)
+    out = np.zeros(sci.shape, dtype=np.float32)
+    # out[y, x] = sum_jk kernel[j, k] * data[y + bottom - j, x + left - k]; centre term last
+    order = [(j, k) for j in range(ky) for k in range(kx) if (j, k) != (bottom, left)]
+    for j, k in [*order, (bottom, left)]:
+        out += kernel[j, k] * padded[..., ky - 1 - j : ky - 1 - j + ny, kx - 1 - k : kx - 1 - k + nx]
+    return IpcResult(np.where(is_ref, sci, out).astype(np.float32))

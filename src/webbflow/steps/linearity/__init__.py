@@ -1,0 +1,1 @@
+"""The linearity Detector1 step: see :mod:`webbflow.steps.linearity.step`."""

@@ -1,0 +1,1 @@
+"""The persistence Detector1 step: see :mod:`webbflow.steps.persistence.step`."""

@@ -1,0 +1,1 @@
+"""The saturation Detector1 step: see :mod:`webbflow.steps.saturation.step`."""

@@ -1,0 +1,1 @@
+"""The superbias Detector1 step: see :mod:`webbflow.steps.superbias.step`."""
