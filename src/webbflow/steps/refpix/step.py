@@ -1,0 +1,200 @@
+"""The ``refpix`` step: remove amplifier offsets and 1/f row drifts with the reference pixels.
+
+Two lazy phases, never a whole-frame chunk:
+
+1. *reduce*: the reference strips (detector rows and columns in the 4-pixel border, sliced out
+   of the edge tiles only) are gathered, tiny, into one task that computes the per-group
+   clipped-mean amplifier offsets and the running-median side signal
+   (:func:`~webbflow.steps.refpix.kernel.refpix_statistics`). The clipped mean and median are
+   not decomposable into per-tile partial sums, so the pixels themselves are gathered: for a
+   full frame that is 16 × 2048 values per group, 0.8 % of the frame.
+2. *broadcast*: every tile subtracts the statistics
+   (:func:`~webbflow.steps.refpix.kernel.apply_refpix`), which enter each tile task as small
+   whole arrays.
+
+The reference pixels are found from the full-frame ``y``/``x`` coordinates, not from DQ. The
+detector frame (amplifiers along the fast axis) is DMS ``x`` when ``|FASTAXIS| == 1`` (NIRCam)
+and DMS ``y`` otherwise (NIRISS, FGS, NIRSpec). A window with no reference pixel is skipped,
+like jwst.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from webbflow import dq
+from webbflow.engine.params import StepParams, param
+from webbflow.engine.step import SkipStep, Step
+from webbflow.errors import UsageError
+from webbflow.model import meta_value, tile_size
+from webbflow.steps.refpix.kernel import FRAME, NAMP, apply_refpix, is_reference, refpix_statistics
+
+
+@dataclass(frozen=True)
+class Params(StepParams):
+    """Parameters of :class:`RefPixStep` (names and defaults of jwst 3.0's ``refpix``)."""
+
+    odd_even_columns: bool = param(True, "Separate top/bottom reference signal for even and odd columns.")
+    use_side_ref_pixels: bool = param(True, "Subtract the side reference signal row by row (1/f).")
+    side_smoothing_length: int = param(
+        11, "Running-median window height of the side signal, rows.", minimum=1
+    )
+    side_gain: float = param(1.0, "Factor applied to the side signal before subtraction.")
+    odd_even_rows: bool = param(True, "Even/odd rows separately (MIRI only; ignored here).")
+    ovr_corr_mitigation_ftr: float = param(3.0, "IRS2 bad-reference-pixel factor (IRS2 only; not built).")
+    preserve_irs2_refpix: bool = param(False, "Keep IRS2 reference pixels (IRS2 only; not built).")
+    irs2_mean_subtraction: bool = param(False, "IRS2 mean offset subtraction (IRS2 only; not built).")
+    refpix_algorithm: str = param(
+        "median", "Side-signal algorithm: median (sirs is not built).", choices=("median", "sirs")
+    )
+    sigreject: float = param(4.0, "SIRS outlier rejection, sigma (sirs only; not built).")
+    gaussmooth: float = param(1.0, "SIRS Gaussian low-pass width (sirs only; not built).")
+    halfwidth: int = param(30, "SIRS kernel half-width (sirs only; not built).")
+    siglimit: float = param(3.0, "Clipping limit of the reference-pixel means, sigma.", minimum=0)
+
+
+class RefPixStep(Step):
+    """Reference-pixel correction of NIR ramps (NIRCam, NIRISS, FGS; NIRSpec non-IRS2).
+
+    Declares no reference types: jwst's ``refpix`` and ``sirskernel`` references only serve
+    NIRSpec IRS2 and the SIRS algorithm, neither of which is built. MIRI is skipped (its
+    algorithm is not built; jwst's Detector1 skips it by default).
+    """
+
+    name = "refpix"
+    cal_step = "refpix"
+    reftypes = ()
+    Params = Params
+
+    def build(self, ds: xr.Dataset, refs: Mapping[str, xr.Dataset]) -> xr.Dataset:
+        """The lazily corrected exposure (``sci`` and, if present, ``zeroframe``)."""
+        p: Params = self.params  # type: ignore[assignment]
+        if p.refpix_algorithm == "sirs":
+            raise UsageError("refpix.refpix_algorithm='sirs' is not built in webbflow; use 'median'")
+        if str(meta_value(ds, "instrument.name", "")).upper() == "MIRI":
+            raise SkipStep("MIRI reference-pixel correction is not built")
+        if "IRS2" in str(meta_value(ds, "exposure.readpatt", "")).upper():
+            raise UsageError("refpix: NIRSpec IRS2 readouts are not built; use --steps.refpix.skip=true")
+        rows_are_y = abs(int(meta_value(ds, "subarray.fastaxis", -1) or -1)) == 1
+        rows, cols = (ds.y.values, ds.x.values) if rows_are_y else (ds.x.values, ds.y.values)
+        if not (is_reference(rows).any() or is_reference(cols).any()):
+            raise SkipStep("the window contains no reference pixels")
+        noutputs = _noutputs(ds, cols)
+
+        def corrected(ramp: da.Array) -> da.Array:
+            return correct(ramp, ds.pixeldq.data, ds, rows_are_y=rows_are_y, noutputs=noutputs, params=p)
+
+        out = ds.assign(sci=(ds.sci.dims, corrected(ds.sci.data)))
+        if "zeroframe" in ds:
+            zero = corrected(ds.zeroframe.data[:, None])[:, 0]
+            out["zeroframe"] = (ds.zeroframe.dims, zero)
+        return out
+
+
+def correct(
+    sci: da.Array, pixeldq: da.Array, ds: xr.Dataset, *, rows_are_y: bool, noutputs: int, params: Params
+) -> da.Array:
+    """Lazily reference-pixel-correct a ramp array with the two-phase graph.
+
+    Parameters
+    ----------
+    sci
+        ``(integration, group, y, x)`` float32 DN, tiled like ``ds``.
+    pixeldq
+        ``(y, x)`` uint32 pixel DQ.
+    ds
+        The exposure (its ``y``/``x`` coordinates and tiling).
+    rows_are_y
+        Detector rows along DMS ``y``.
+    noutputs
+        1 or 4 readout amplifiers.
+    params
+        Step parameters.
+
+    Returns
+    -------
+    dask.array.Array
+        ``(integration, group, y, x)`` float32 DN, same chunks as ``sci``.
+    """
+    nint, ngroup = sci.shape[:2]
+    det_sci = sci if rows_are_y else sci.transpose(0, 1, 3, 2)
+    det_dq = pixeldq if rows_are_y else pixeldq.T
+    rows, cols = (ds.y.values, ds.x.values) if rows_are_y else (ds.x.values, ds.y.values)
+    ref_rows = np.flatnonzero(is_reference(rows))
+    ref_cols = np.flatnonzero(is_reference(cols))
+    stats = dask.delayed(refpix_statistics, nout=2, pure=True)(
+        _take(det_sci, ref_rows, 2),
+        _take(det_dq, ref_rows, 0),
+        rows[ref_rows],
+        cols,
+        _take(det_sci, ref_cols, 3),
+        _take(det_dq, ref_cols, 1),
+        rows,
+        cols[ref_cols],
+        noutputs=noutputs,
+        odd_even_columns=params.odd_even_columns,
+        use_side_ref_pixels=params.use_side_ref_pixels,
+        side_smoothing_length=params.side_smoothing_length,
+        siglimit=params.siglimit,
+        do_not_use=dq.DO_NOT_USE,
+    )
+    namp = NAMP if noutputs > 1 else 1
+    offsets = da.from_delayed(stats[0], (nint, ngroup, namp, 2), dtype=np.float32)
+    side = da.from_delayed(stats[1], (nint, ngroup, len(rows)), dtype=np.float32)
+    ychunks, xchunks = tile_size(ds)
+    kwargs: dict[str, Any] = dict(rows_are_y=rows_are_y, first_row=int(rows[0]), side_gain=params.side_gain)
+    return da.blockwise(
+        _apply_block,
+        ("i", "g", "Y", "X"),
+        sci,
+        ("i", "g", "Y", "X"),
+        da.from_array(ds.y.values, chunks=(ychunks,)),
+        ("Y",),
+        da.from_array(ds.x.values, chunks=(xchunks,)),
+        ("X",),
+        offsets,
+        ("i", "g", "a", "p"),
+        side,
+        ("i", "g", "r"),
+        concatenate=True,
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0, 0), np.float32),
+        name=f"refpix-apply-{da.core.tokenize(sci, offsets, side, kwargs)}",
+        **kwargs,
+    )
+
+
+def _take(arr: da.Array, index: np.ndarray, axis: int) -> da.Array:
+    """``arr`` at the sorted positions ``index`` along ``axis``, by contiguous slices.
+
+    Slices touch only the tiles holding the positions (a fancy index would shuffle every tile).
+    """
+    runs = np.split(index, np.flatnonzero(np.diff(index) != 1) + 1) if len(index) else []
+    parts = [arr[(slice(None),) * axis + (slice(run[0], run[-1] + 1),)] for run in runs]
+    if not parts:
+        return arr[(slice(None),) * axis + (slice(0, 0),)]
+    return da.concatenate(parts, axis=axis) if len(parts) > 1 else parts[0]
+
+
+def _apply_block(
+    sci: np.ndarray, y: np.ndarray, x: np.ndarray, offsets: np.ndarray, side: np.ndarray, **kwargs: Any
+) -> np.ndarray:
+    return apply_refpix(sci, y, x, offsets, side, **kwargs).sci
+
+
+def _noutputs(ds: xr.Dataset, cols: np.ndarray) -> int:
+    """NOUTPUTS from meta or the carried header, else 4 when the window spans every column."""
+    value = meta_value(ds, "exposure.noutputs")
+    if value is None:
+        extra = {str(card[0]).upper(): card[1] for card in ds.attrs.get("fits_extra", []) if card}
+        value = extra.get("NOUTPUTS")
+    if value is None:
+        value = NAMP if len(cols) == FRAME else 1
+    return 1 if int(value) <= 1 else NAMP
