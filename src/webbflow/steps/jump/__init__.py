@@ -1,0 +1,1 @@
+"""The ``jump`` step: two-point-difference cosmic-ray jump detection."""
