@@ -113,7 +113,7 @@ class Step:
             out = self.build(ds, refs)
         except SkipStep as why:
             return self.mark_skipped(ds, str(why), labels)
-        log.info("%s: graph built in %.3f s", self.name, time.perf_counter() - start)
+        log.debug("%s: graph built in %.3f s", self.name, time.perf_counter() - start)
         return self._record(out, "COMPLETE", labels)
 
     def mark_skipped(self, ds: xr.Dataset, why: str, labels: Mapping[str, str] | None = None) -> xr.Dataset:

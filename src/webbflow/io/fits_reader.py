@@ -131,12 +131,12 @@ def open_exposure(path: str | Path, tile: int | None = None) -> xr.Dataset:
         else:
             data["groupdq"] = (
                 RAMP_DIMS,
-                da.zeros((nints, ngroups, ny, nx), np.uint8, chunks=ramp_chunks),
+                da.zeros((nints, ngroups, ny, nx), dtype=np.uint8, chunks=ramp_chunks),
             )
         if "PIXELDQ" in hdul:
             data["pixeldq"] = (("y", "x"), _lazy(p, hdul["PIXELDQ"], np.uint32, (cy, cx)))
         else:
-            data["pixeldq"] = (("y", "x"), da.zeros((ny, nx), np.uint32, chunks=(cy, cx)))
+            data["pixeldq"] = (("y", "x"), da.zeros((ny, nx), dtype=np.uint32, chunks=(cy, cx)))
         if "ZEROFRAME" in hdul and hdul["ZEROFRAME"].header.get("NAXIS") == 3:
             data["zeroframe"] = (
                 ("integration", "y", "x"),

@@ -73,6 +73,7 @@ KEYWORDS: Final[tuple[Keyword, ...]] = (
     _K("NFRAMES", "exposure.nframes", int, comment="Number of frames per group"),
     _K("GROUPGAP", "exposure.groupgap", int, comment="Number of frames dropped between groups"),
     _K("NSAMPLES", "exposure.nsamples", int, comment="Number of A/D samples per pixel"),
+    _K("NOUTPUTS", "exposure.noutputs", int, comment="Number of detector outputs (amplifiers) read"),
     _K("TSAMPLE", "exposure.sample_time", float, comment="[us] Time between samples"),
     _K("TFRAME", "exposure.frame_time", float, comment="[s] Time between frames"),
     _K("TGROUP", "exposure.group_time", float, comment="[s] Time between groups"),
