@@ -137,6 +137,12 @@ def test_missing_keyword_and_wrong_dims(tmp_path: Path) -> None:
     ).writeto(flat, overwrite=True)
     with pytest.raises(InputError, match="SCI has 2 dimensions, expected 4"):
         open_exposure(flat)
+    hdr["NGROUPS"], hdr["NINTS"] = 1, 1
+    fits.HDUList([fits.PrimaryHDU(header=hdr), fits.ImageHDU(np.zeros((1, 1, 4, 4)), name="SCI")]).writeto(
+        flat, overwrite=True
+    )
+    with pytest.raises(InputError, match="BITPIX = -64, expected 16"):
+        open_exposure(flat)
 
 
 def test_keyword_table_round_trip() -> None:

@@ -258,3 +258,16 @@ def test_matches_stcal(grow: int, nframes: int, readpatt: bool) -> None:
 
 def test_parameters_as_jwst() -> None:
     assert_params_match_jwst(SaturationStep)
+
+
+def test_superbias_na_runs_without_bias_instead_of_skipping() -> None:
+    """jwst runs saturation without a superbias when it is N/A; so do we (optional reftype)."""
+    sci = np.full((1, 3, 8, 8), 100.0, np.float32)
+    sci[0, 1:, 2, 2] = 70000.0
+    ds = make_exposure(sci, chunks=4, meta={"subarray": {"xstart": 100, "ystart": 100}})
+    out = SaturationStep(override_superbias="N/A")(ds)
+    meta = out.attrs["meta"]
+    assert meta["cal_step"]["saturation"] == "COMPLETE"
+    assert meta["ref_file"]["superbias"]["name"] == "N/A"
+    assert meta["ref_file"]["saturation"]["name"].startswith("webbflow://")
+    assert out.groupdq.values[0, 1, 2, 2] & dq.SATURATED

@@ -61,6 +61,9 @@ class Step:
     name: ClassVar[str] = ""
     cal_step: ClassVar[str] = ""
     reftypes: ClassVar[tuple[str, ...]] = ()
+    #: Reference types the step can do without: ``N/A`` leaves them out of ``refs``
+    #: instead of skipping the step (e.g. saturation's superbias).
+    optional_reftypes: ClassVar[tuple[str, ...]] = ()
     Params: ClassVar[type[StepParams]] = StepParams
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -104,6 +107,9 @@ class Step:
             resolver = resolver or default_resolver()
             for reftype in self.reftypes:
                 ref = resolver.resolve(reftype, ds, self.overrides.get(reftype))
+                if ref is None and reftype in self.optional_reftypes:
+                    labels[reftype] = "N/A"
+                    continue
                 if ref is None:
                     return self.mark_skipped(ds, f"{reftype} reference file is N/A", {reftype: "N/A"})
                 refs[reftype] = resolver.open(ref, ds)

@@ -26,8 +26,4 @@ BUILTIN = (
 )
 
 for _name in BUILTIN:
-    try:
-        importlib.import_module(f"webbflow.steps.{_name}.step")
-    except ModuleNotFoundError as _exc:  # TEMPORARY while steps are being written
-        if _exc.name not in (f"webbflow.steps.{_name}", f"webbflow.steps.{_name}.step"):
-            raise
+    importlib.import_module(f"webbflow.steps.{_name}.step")

@@ -44,6 +44,7 @@ class SaturationStep(Step):
     name = "saturation"
     cal_step = "saturation"
     reftypes = ("saturation", "superbias")
+    optional_reftypes = ("superbias",)
     Params = Params
 
     def build(self, ds: xr.Dataset, refs: Mapping[str, xr.Dataset]) -> xr.Dataset:
