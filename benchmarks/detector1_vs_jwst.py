@@ -71,8 +71,13 @@ def run_monitored(argv: list[str], env: dict[str, str], log_path: Path, interval
             peak, nproc = max(peak, total), max(nproc, len(procs))
             time.sleep(interval)
     wall = time.perf_counter() - start
-    return {"wall_s": wall, "peak_rss_bytes": peak, "max_processes": nproc,
-            "returncode": proc.returncode, "log": str(log_path)}
+    return {
+        "wall_s": wall,
+        "peak_rss_bytes": peak,
+        "max_processes": nproc,
+        "returncode": proc.returncode,
+        "log": str(log_path),
+    }
 
 
 def _references(uncal: Path) -> dict[str, Path]:
@@ -89,14 +94,16 @@ def _references(uncal: Path) -> dict[str, Path]:
     return out
 
 
-def webbflow_command(uncal: Path, refs: dict[str, Path], out_dir: Path,
-                     scheduler: str | None, tile: int | None) -> list[str]:
+def webbflow_command(
+    uncal: Path, refs: dict[str, Path], out_dir: Path, scheduler: str | None, tile: int | None
+) -> list[str]:
     """``webbflow run detector1`` with every reference given; the Python API if no CLI."""
     from webbflow.graphs.detector1 import Detector1
 
     overrides = {
         name: {f"override_{r}": str(refs.get(r, "N/A")) for r in step.reftypes}
-        for name, step in Detector1().steps.items() if step.reftypes
+        for name, step in Detector1().steps.items()
+        if step.reftypes
     }
     exe = shutil.which("webbflow")
     cli_ok = exe is not None and subprocess.run([exe, "run", "--help"], capture_output=True).returncode == 0
@@ -116,8 +123,13 @@ def webbflow_command(uncal: Path, refs: dict[str, Path], out_dir: Path,
         "run_detector1([a['uncal']], a['steps'], RunOptions(output_dir=Path(a['out']), "
         "scheduler=a['scheduler'], tile=a['tile'], overwrite=True, progress=False))\n"
     )
-    args = {"uncal": str(uncal), "steps": overrides, "out": str(out_dir), "scheduler": scheduler,
-            "tile": tile}
+    args = {
+        "uncal": str(uncal),
+        "steps": overrides,
+        "out": str(out_dir),
+        "scheduler": scheduler,
+        "tile": tile,
+    }
     return [sys.executable, "-c", code, json.dumps(args)]
 
 
@@ -128,23 +140,34 @@ def bench_one(ngroups: int, args: argparse.Namespace) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     uncal = work / f"jw09999001001_01101_00001_{args.detector.lower()}_uncal.fits"
     t0 = time.perf_counter()
-    write_test_pattern(uncal, detector=args.detector, ngroups=ngroups, nints=args.nints,
-                       seed=args.seed, overwrite=True)
-    result: dict[str, Any] = {"ngroups": ngroups, "nints": args.nints, "detector": args.detector,
-                              "uncal": str(uncal), "uncal_bytes": uncal.stat().st_size,
-                              "write_test_pattern_s": time.perf_counter() - t0}
+    write_test_pattern(
+        uncal, detector=args.detector, ngroups=ngroups, nints=args.nints, seed=args.seed, overwrite=True
+    )
+    result: dict[str, Any] = {
+        "ngroups": ngroups,
+        "nints": args.nints,
+        "detector": args.detector,
+        "uncal": str(uncal),
+        "uncal_bytes": uncal.stat().st_size,
+        "write_test_pattern_s": time.perf_counter() - t0,
+    }
     refs = _references(uncal)
     result["refs"] = {k: str(v) for k, v in refs.items()}
     runs: dict[str, dict[str, Any]] = {}
     if not args.skip_jwst:
-        jw = prepare_jwst_detector1(uncal, refs, work / "jwst",
-                                    {"jump": {"maximum_cores": "all"}, "ramp_fit": {"maximum_cores": "all"}})
+        jw = prepare_jwst_detector1(
+            uncal,
+            refs,
+            work / "jwst",
+            {"jump": {"maximum_cores": "all"}, "ramp_fit": {"maximum_cores": "all"}},
+        )
         for p in (jw.rate_path, jw.rateints_path):
             p.unlink(missing_ok=True)
         print(f"[ngroups={ngroups}] jwst Detector1 ...", flush=True)
         runs["jwst"] = run_monitored(jw.argv, jw.env, work / "jwst.log", args.interval)
-        runs["jwst"].update(rate=str(jw.rate_path), rateints=str(jw.rateints_path),
-                            network_isolated=jw.isolated)
+        runs["jwst"].update(
+            rate=str(jw.rate_path), rateints=str(jw.rateints_path), network_isolated=jw.isolated
+        )
     if not args.skip_webbflow:
         out = work / "webbflow"
         out.mkdir(exist_ok=True)
@@ -168,12 +191,16 @@ def print_table(results: list[dict[str, Any]]) -> None:
     print(f"{'ngroups':>7} {'pipeline':>9} {'wall s':>8} {'peak RSS GiB':>13} {'procs':>5} {'exit':>4}")
     for r in results:
         for name, run in r["runs"].items():
-            print(f"{r['ngroups']:>7} {name:>9} {run['wall_s']:>8.1f} {run['peak_rss_bytes'] / gib:>13.2f} "
-                  f"{run['max_processes']:>5} {run['returncode']:>4}")
+            print(
+                f"{r['ngroups']:>7} {name:>9} {run['wall_s']:>8.1f} {run['peak_rss_bytes'] / gib:>13.2f} "
+                f"{run['max_processes']:>5} {run['returncode']:>4}"
+            )
         if {"jwst", "webbflow"} <= set(r["runs"]):
             j, w = r["runs"]["jwst"], r["runs"]["webbflow"]
-            print(f"{'':>7} {'ratio':>9} {'jwst/webbflow time':} {j['wall_s'] / w['wall_s']:.2f}x, "
-                  f"memory {j['peak_rss_bytes'] / max(w['peak_rss_bytes'], 1):.2f}x")
+            print(
+                f"{'':>7} {'ratio':>9} {'jwst/webbflow time':} {j['wall_s'] / w['wall_s']:.2f}x, "
+                f"memory {j['peak_rss_bytes'] / max(w['peak_rss_bytes'], 1):.2f}x"
+            )
         for product, cmp in r.get("comparison", {}).items():
             print("   ", format_comparison(product, cmp))
     print()
@@ -194,8 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-webbflow", action="store_true")
     args = parser.parse_args(argv)
     args.workdir = args.workdir.resolve()
-    machine = {"python": sys.version.split()[0], "platform": platform.platform(),
-               "cpus": os.cpu_count(), "memory_bytes": psutil.virtual_memory().total}
+    machine = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "memory_bytes": psutil.virtual_memory().total,
+    }
     results = [bench_one(n, args) for n in args.ngroups]
     print_table(results)
     if args.json:

@@ -83,8 +83,7 @@ def test_every_block_has_a_star_saturating_partway() -> None:
 
 
 def test_chunking_does_not_change_the_bytes(tmp_path: Path, small: Path) -> None:
-    other = write_test_pattern(tmp_path / "b_uncal.fits", ngroups=5, nints=2, subarray=SUB,
-                               seed=7, tile=48)
+    other = write_test_pattern(tmp_path / "b_uncal.fits", ngroups=5, nints=2, subarray=SUB, seed=7, tile=48)
     assert np.array_equal(_sci(other), _sci(small))
 
 
@@ -111,11 +110,18 @@ def test_building_is_lazy() -> None:
     assert ds.sci.nbytes > 100 * 2**20  # never materialised whole when written
 
 
-@pytest.mark.parametrize(("detector", "fast", "pattern"),
-                         [("NRCB1", 1, "BRIGHT2"), ("NIS", -2, "NIS"), ("GUIDER1", -2, "FGSRAPID")])
+@pytest.mark.parametrize(
+    ("detector", "fast", "pattern"),
+    [("NRCB1", 1, "BRIGHT2"), ("NIS", -2, "NIS"), ("GUIDER1", -2, "FGSRAPID")],
+)
 def test_other_detectors(tmp_path: Path, detector: str, fast: int, pattern: str) -> None:
-    path = write_test_pattern(tmp_path / f"{detector}_uncal.fits", detector=detector, ngroups=3,
-                              readpatt=pattern, subarray=(1, 1, 32, 32))
+    path = write_test_pattern(
+        tmp_path / f"{detector}_uncal.fits",
+        detector=detector,
+        ngroups=3,
+        readpatt=pattern,
+        subarray=(1, 1, 32, 32),
+    )
     header = fits.getheader(path)
     assert header["FASTAXIS"] == fast and header["READPATT"] == pattern
     assert header["EXP_TYPE"].endswith("_IMAGE")

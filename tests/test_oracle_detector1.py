@@ -56,8 +56,13 @@ def test_crop_reference(tmp_path: Path) -> None:
     data = np.arange(3 * 40 * 50, dtype=np.float32).reshape(3, 40, 50)
     hdr = fits.Header({"SUBSTRT1": 1, "SUBSTRT2": 1, "SUBSIZE1": 50, "SUBSIZE2": 40})
     path = tmp_path / "ref.fits"
-    fits.HDUList([fits.PrimaryHDU(header=hdr), fits.ImageHDU(data, name="SCI"),
-                  fits.ImageHDU(data[0].astype(np.uint32), name="DQ")]).writeto(path)
+    fits.HDUList(
+        [
+            fits.PrimaryHDU(header=hdr),
+            fits.ImageHDU(data, name="SCI"),
+            fits.ImageHDU(data[0].astype(np.uint32), name="DQ"),
+        ]
+    ).writeto(path)
     out = crop_reference(path, (11, 6, 20, 10), tmp_path)
     with fits.open(out) as hdul:
         np.testing.assert_array_equal(hdul["SCI"].data, data[:, 5:15, 10:30])
@@ -95,7 +100,8 @@ def _run_webbflow(uncal: Path, refs: dict[str, Path]) -> tuple[Any, Any]:
     probe = Detector1()
     steps = {
         name: {f"override_{r}": str(refs.get(r, "N/A")) for r in step.reftypes}
-        for name, step in probe.steps.items() if step.reftypes
+        for name, step in probe.steps.items()
+        if step.reftypes
     }
     out = Detector1(steps=steps)(open_exposure(uncal))
     rate, rateints = split_rate(out)
@@ -110,13 +116,23 @@ def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
     nints = request.param
     work = tmp_path_factory.mktemp(f"oracle_nints{nints}")
-    uncal = write_test_pattern(work / f"jw09999001001_01101_00001_nrca1_n{nints}_uncal.fits",
-                               detector="NRCA1", ngroups=NGROUPS, nints=nints,
-                               subarray=SUBARRAY, seed=11)
+    uncal = write_test_pattern(
+        work / f"jw09999001001_01101_00001_nrca1_n{nints}_uncal.fits",
+        detector="NRCA1",
+        ngroups=NGROUPS,
+        nints=nints,
+        subarray=SUBARRAY,
+        seed=11,
+    )
     refs = _references(uncal)
     rate, rateints = run_jwst_detector1(uncal, refs, work / "jwst")
-    return {"nints": nints, "uncal": uncal, "refs": refs, "work": work,
-            "theirs": {"rate": rate, "rateints": rateints}}
+    return {
+        "nints": nints,
+        "uncal": uncal,
+        "refs": refs,
+        "work": work,
+        "theirs": {"rate": rate, "rateints": rateints},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +163,9 @@ def test_jwst_oracle_ran_offline(case: dict[str, Any]) -> None:
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("product", ["rate", "rateints"])
-def test_detector1_matches_jwst(case: dict[str, Any], ours: dict[str, Any], product: str,
-                                record_property: Any) -> None:
+def test_detector1_matches_jwst(
+    case: dict[str, Any], ours: dict[str, Any], product: str, record_property: Any
+) -> None:
     result = compare_products(ours[product], case["theirs"][product])
     line = format_comparison(f"{product} (nints={case['nints']})", result)
     print(line)

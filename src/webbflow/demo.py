@@ -56,15 +56,25 @@ _TIME_OBS: Final = "00:00:00.000"
 
 #: (NFRAMES, GROUPGAP) of the readout patterns, per instrument.
 READ_PATTERNS: Final[dict[str, dict[str, tuple[int, int]]]] = {
-    "NIRCAM": {"RAPID": (1, 0), "BRIGHT1": (1, 1), "BRIGHT2": (2, 0), "SHALLOW2": (2, 3),
-               "SHALLOW4": (4, 1), "MEDIUM2": (2, 8), "MEDIUM8": (8, 2), "DEEP2": (2, 18),
-               "DEEP8": (8, 12)},
+    "NIRCAM": {
+        "RAPID": (1, 0),
+        "BRIGHT1": (1, 1),
+        "BRIGHT2": (2, 0),
+        "SHALLOW2": (2, 3),
+        "SHALLOW4": (4, 1),
+        "MEDIUM2": (2, 8),
+        "MEDIUM8": (8, 2),
+        "DEEP2": (2, 18),
+        "DEEP8": (8, 12),
+    },
     "NIRISS": {"NISRAPID": (1, 0), "NIS": (4, 0)},
     "FGS": {"FGSRAPID": (1, 0), "FGS": (4, 0)},
 }
 _EXP_TYPE: Final = {"NIRCAM": "NRC_IMAGE", "NIRISS": "NIS_IMAGE", "FGS": "FGS_IMAGE"}
-_OPTICS: Final = {"NIRCAM": {"SHORT": ("F200W", "CLEAR"), "LONG": ("F444W", "CLEAR")},
-                  "NIRISS": {"": ("CLEAR", "F150W")}}
+_OPTICS: Final = {
+    "NIRCAM": {"SHORT": ("F200W", "CLEAR"), "LONG": ("F444W", "CLEAR")},
+    "NIRISS": {"": ("CLEAR", "F150W")},
+}
 
 
 class Effect(IntEnum):
@@ -130,10 +140,13 @@ def _whole_patterns(plan: _Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pink *= _ROW_NOISE_RMS / pink.std()
     rng = _rng(plan.seed, _WHOLE, _WHOLE, Effect.FAST_PATTERN)
     f = np.arange(_FULL)
-    fast = sum(a * np.sin(2 * np.pi * f / p + rng.uniform(0, 2 * np.pi))
-               for a, p in ((25.0, 1400.0), (10.0, 330.0), (4.0, 61.0)))
+    fast = sum(
+        a * np.sin(2 * np.pi * f / p + rng.uniform(0, 2 * np.pi))
+        for a, p in ((25.0, 1400.0), (10.0, 330.0), (4.0, 61.0))
+    )
     drift = _rng(plan.seed, _WHOLE, _WHOLE, Effect.AMP_DRIFT).normal(
-        0.0, _AMP_DRIFT_RMS, (plan.nints, plan.ngroups, 4, 2))
+        0.0, _AMP_DRIFT_RMS, (plan.nints, plan.ngroups, 4, 2)
+    )
     drift += np.linspace(0.0, 3.0, plan.ngroups)[None, :, None, None]
     return pink, np.asarray(fast), drift
 
@@ -176,7 +189,7 @@ def _source_rate(plan: _Plan, by: int, bx: int) -> np.ndarray:
                     continue
                 py = _profile(np.arange(ya, yb + 1) - 0.5, yc, sigma)
                 px = _profile(np.arange(xa, xb + 1) - 0.5, xc, sigma)
-                rate[ya - y0:yb - y0, xa - x0:xb - x0] += flux * np.outer(py, px)
+                rate[ya - y0 : yb - y0, xa - x0 : xb - x0] += flux * np.outer(py, px)
     return rate
 
 
@@ -199,8 +212,9 @@ def _block_ramp(plan: _Plan, by: int, bx: int) -> np.ndarray:
     rate = np.where(ref, 0.0, 0.4 + dark + _source_rate(plan, by, bx))
     t = plan.group_times
     dt = np.diff(t, prepend=0.0)
-    shot = _rng(plan.seed, by, bx, Effect.SHOT).poisson(rate[None, None] * dt[None, :, None, None],
-                                                         (nints, ngroups, BLOCK, BLOCK))
+    shot = _rng(plan.seed, by, bx, Effect.SHOT).poisson(
+        rate[None, None] * dt[None, :, None, None], (nints, ngroups, BLOCK, BLOCK)
+    )
     charge = np.cumsum(shot, axis=1, dtype=np.float64)
 
     # cosmic rays: a jump in group g (0-based, g >= 1) that stays in every later group
@@ -221,8 +235,9 @@ def _block_ramp(plan: _Plan, by: int, bx: int) -> np.ndarray:
 
     # non-linearity and full well: r = s - c s², flat beyond a per-pixel full well
     c = plan.curvature
-    ceiling = (det.saturation - det.bias) * (1 + 0.01 * _rng(plan.seed, by, bx, Effect.FULL_WELL)
-                                             .standard_normal((BLOCK, BLOCK)))
+    ceiling = (det.saturation - det.bias) * (
+        1 + 0.01 * _rng(plan.seed, by, bx, Effect.FULL_WELL).standard_normal((BLOCK, BLOCK))
+    )
     full_well = (1 - np.sqrt(1 - 4 * c * ceiling)) / (2 * c)
     s = np.minimum(charge / det.gain, full_well)
     signal = s - c * s * s
@@ -234,7 +249,8 @@ def _block_ramp(plan: _Plan, by: int, bx: int) -> np.ndarray:
     bias += np.asarray(det.amp_bias_offsets)[amp] + fast_pattern[fast]
     reset = _rng(plan.seed, by, bx, Effect.RESET).normal(0.0, 12.0, (nints, 1, BLOCK, BLOCK))
     read = _rng(plan.seed, by, bx, Effect.READ).normal(
-        0.0, det.read_noise / np.sqrt(plan.nframes), (nints, ngroups, BLOCK, BLOCK))
+        0.0, det.read_noise / np.sqrt(plan.nframes), (nints, ngroups, BLOCK, BLOCK)
+    )
     raw = signal + bias + reset + read
     raw += drift[:, :, amp, fast % 2] + row_noise[:, :, slow]
     return np.clip(np.round(raw), 0, 65535)
@@ -251,8 +267,12 @@ def _chunk(plan: _Plan, y0: int, x0: int, block_info: Any = None) -> np.ndarray:
             block = _block_ramp(plan, by, bx)
             sy = slice(max(ya, by * BLOCK), min(yb, (by + 1) * BLOCK))
             sx = slice(max(xa, bx * BLOCK), min(xb, (bx + 1) * BLOCK))
-            out[:, :, sy.start - ya:sy.stop - ya, sx.start - xa:sx.stop - xa] = block[
-                :, :, sy.start - by * BLOCK:sy.stop - by * BLOCK, sx.start - bx * BLOCK:sx.stop - bx * BLOCK]
+            out[:, :, sy.start - ya : sy.stop - ya, sx.start - xa : sx.stop - xa] = block[
+                :,
+                :,
+                sy.start - by * BLOCK : sy.stop - by * BLOCK,
+                sx.start - bx * BLOCK : sx.stop - bx * BLOCK,
+            ]
     return out
 
 
@@ -300,26 +320,47 @@ def build_test_pattern(
     det = get_detector(detector)
     patterns = READ_PATTERNS.get(det.instrument, {})
     if readpatt.upper() not in patterns:
-        raise UsageError(f"readpatt {readpatt!r} is not a {det.instrument} pattern "
-                         f"(choose from {', '.join(patterns)})")
+        raise UsageError(
+            f"readpatt {readpatt!r} is not a {det.instrument} pattern (choose from {', '.join(patterns)})"
+        )
     if ngroups < 1 or nints < 1:
         raise UsageError(f"ngroups and nints must be >= 1, got ngroups={ngroups}, nints={nints}")
     if seed < 0:
         raise UsageError(f"seed must be >= 0, got {seed}")
     xstart, ystart, xsize, ysize = subarray or (1, 1, _FULL, _FULL)
-    if not (xstart >= 1 and ystart >= 1 and xsize >= 1 and ysize >= 1
-            and xstart + xsize - 1 <= _FULL and ystart + ysize - 1 <= _FULL):
-        raise UsageError(f"subarray {subarray} (xstart, ystart, xsize, ysize; 1-based) "
-                         f"does not fit in the {_FULL}×{_FULL} detector")
+    if not (
+        xstart >= 1
+        and ystart >= 1
+        and xsize >= 1
+        and ysize >= 1
+        and xstart + xsize - 1 <= _FULL
+        and ystart + ysize - 1 <= _FULL
+    ):
+        raise UsageError(
+            f"subarray {subarray} (xstart, ystart, xsize, ysize; 1-based) "
+            f"does not fit in the {_FULL}×{_FULL} detector"
+        )
     nframes, groupgap = patterns[readpatt.upper()]
     tframe, noutputs = frame_time(det, xsize, ysize)
     plan = _Plan(seed, det.name, nints, ngroups, nframes, groupgap, tframe)
     edge = tile or choose_tile(ysize, xsize, nints * ngroups)
-    chunks = ((nints,), (ngroups,), _aligned_chunks(ystart - 1, ysize, edge),
-              _aligned_chunks(xstart - 1, xsize, edge))
+    chunks = (
+        (nints,),
+        (ngroups,),
+        _aligned_chunks(ystart - 1, ysize, edge),
+        _aligned_chunks(xstart - 1, xsize, edge),
+    )
     name = "testpattern-" + dask.base.tokenize(plan, xstart, ystart, chunks)
-    sci = da.map_blocks(_chunk, plan, ystart - 1, xstart - 1, chunks=chunks, dtype=np.float32,
-                        meta=np.empty((0, 0, 0, 0), np.float32), name=name)
+    sci = da.map_blocks(
+        _chunk,
+        plan,
+        ystart - 1,
+        xstart - 1,
+        chunks=chunks,
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0, 0), np.float32),
+        name=name,
+    )
     coords = {
         "integration": np.arange(1, nints + 1, dtype=np.int32),
         "group": np.arange(1, ngroups + 1, dtype=np.int32),
@@ -343,8 +384,13 @@ def build_test_pattern(
 
 def _meta(det: Detector, plan: _Plan, readpatt: str, window: tuple[int, int, int, int]) -> dict[str, Any]:
     xstart, ystart, xsize, ysize = window
-    tframe, nframes, groupgap, ngroups, nints = (plan.frame_time, plan.nframes, plan.groupgap,
-                                                 plan.ngroups, plan.nints)
+    tframe, nframes, groupgap, ngroups, nints = (
+        plan.frame_time,
+        plan.nframes,
+        plan.groupgap,
+        plan.ngroups,
+        plan.nints,
+    )
     tgroup = tframe * (nframes + groupgap)
     nreset = 1
     duration = tframe * (nreset + nints * (ngroups * (nframes + groupgap) - groupgap) + (nints - 1) * nreset)
@@ -360,28 +406,56 @@ def _meta(det: Detector, plan: _Plan, readpatt: str, window: tuple[int, int, int
     return {
         "telescope": "JWST",
         "filename": f"jw{program}{obs}{visit}_01101_00001_{det.name.lower()}_uncal.fits",
-        "observation": {"date": _DATE_OBS, "time": _TIME_OBS, "program_number": program,
-                        "observation_number": obs, "visit_number": visit, "visit_group": "01",
-                        "sequence_id": "1", "activity_id": "01", "exposure_number": "00001",
-                        "obs_id": f"V{program}{obs}{visit}P0000000001101",
-                        "visit_id": f"{program}{obs}{visit}"},
+        "observation": {
+            "date": _DATE_OBS,
+            "time": _TIME_OBS,
+            "program_number": program,
+            "observation_number": obs,
+            "visit_number": visit,
+            "visit_group": "01",
+            "sequence_id": "1",
+            "activity_id": "01",
+            "exposure_number": "00001",
+            "obs_id": f"V{program}{obs}{visit}P0000000001101",
+            "visit_id": f"{program}{obs}{visit}",
+        },
         "target": {"proposer_name": "TEST PATTERN", "ra": 80.0, "dec": -69.5},
         "instrument": instrument,
         "exposure": {
-            "type": _EXP_TYPE[det.instrument], "readpatt": readpatt, "nints": nints,
-            "ngroups": ngroups, "nframes": nframes, "groupgap": groupgap, "nsamples": 1,
-            "sample_time": 10.0, "frame_time": tframe, "group_time": round(tgroup, 5),
-            "frame_divisor": nframes, "nresets_at_start": nreset,
-            "nresets_between_ints": nreset, "drop_frames1": 0, "drop_frames3": 0,
-            "zero_frame": False, "integration_start": 1, "integration_end": nints,
+            "type": _EXP_TYPE[det.instrument],
+            "readpatt": readpatt,
+            "nints": nints,
+            "ngroups": ngroups,
+            "nframes": nframes,
+            "groupgap": groupgap,
+            "nsamples": 1,
+            "sample_time": 10.0,
+            "frame_time": tframe,
+            "group_time": round(tgroup, 5),
+            "frame_divisor": nframes,
+            "nresets_at_start": nreset,
+            "nresets_between_ints": nreset,
+            "drop_frames1": 0,
+            "drop_frames3": 0,
+            "zero_frame": False,
+            "integration_start": 1,
+            "integration_end": nints,
             "integration_time": round((ngroups - 1) * tgroup, 5),
             "exposure_time": round((ngroups - 1) * tgroup * nints, 5),
-            "duration": round(duration, 5), "start_time": start,
-            "mid_time": start + duration / 2 / 86400, "end_time": start + duration / 86400,
+            "duration": round(duration, 5),
+            "start_time": start,
+            "mid_time": start + duration / 2 / 86400,
+            "end_time": start + duration / 86400,
         },
-        "subarray": {"name": "FULL" if full else "GENERIC", "xstart": xstart, "ystart": ystart,
-                     "xsize": xsize, "ysize": ysize, "fastaxis": det.fastaxis,
-                     "slowaxis": det.slowaxis},
+        "subarray": {
+            "name": "FULL" if full else "GENERIC",
+            "xstart": xstart,
+            "ystart": ystart,
+            "xsize": xsize,
+            "ysize": ysize,
+            "fastaxis": det.fastaxis,
+            "slowaxis": det.slowaxis,
+        },
     }
 
 
@@ -424,8 +498,15 @@ def write_test_pattern(
         ``path``. The file is a ``Level1bModel``: PRIMARY with the exposure keywords and
         ``TESTPATT = T``, SCI uint16 ``(nints, ngroups, ysize, xsize)``.
     """
-    ds = build_test_pattern(detector=detector, ngroups=ngroups, nints=nints, readpatt=readpatt,
-                      subarray=subarray, seed=seed, tile=tile)
+    ds = build_test_pattern(
+        detector=detector,
+        ngroups=ngroups,
+        nints=nints,
+        readpatt=readpatt,
+        subarray=subarray,
+        seed=seed,
+        tile=tile,
+    )
     product = fits_product(ds, path, "uncal", overwrite=overwrite)
     try:
         dask.compute(*product.prepare())

@@ -86,8 +86,10 @@ def _window(path: Path) -> tuple[int, int, int, int]:
     from astropy.io import fits
 
     h = fits.getheader(path)
-    return tuple(int(h.get(k, d)) for k, d in (("SUBSTRT1", 1), ("SUBSTRT2", 1),
-                                              ("SUBSIZE1", 2048), ("SUBSIZE2", 2048)))  # type: ignore[return-value]
+    return tuple(
+        int(h.get(k, d))
+        for k, d in (("SUBSTRT1", 1), ("SUBSTRT2", 1), ("SUBSIZE1", 2048), ("SUBSIZE2", 2048))
+    )  # type: ignore[return-value]
 
 
 def crop_reference(ref_path: Path, window: tuple[int, int, int, int], out_dir: Path) -> Path:
@@ -110,9 +112,13 @@ def crop_reference(ref_path: Path, window: tuple[int, int, int, int], out_dir: P
     with fits.open(ref_path) as hdul:
         for hdu in hdul:
             data = hdu.data
-            if isinstance(hdu, fits.ImageHDU | fits.PrimaryHDU) and data is not None and data.ndim >= 2 \
-                    and data.shape[-2:] == (ref_window[3], ref_window[2]):
-                hdu.data = np.ascontiguousarray(data[..., y0:y0 + window[3], x0:x0 + window[2]])
+            if (
+                isinstance(hdu, fits.ImageHDU | fits.PrimaryHDU)
+                and data is not None
+                and data.ndim >= 2
+                and data.shape[-2:] == (ref_window[3], ref_window[2])
+            ):
+                hdu.data = np.ascontiguousarray(data[..., y0 : y0 + window[3], x0 : x0 + window[2]])
         h = hdul[0].header
         h["SUBARRAY"] = "GENERIC" if window[2:] != (2048, 2048) else "FULL"
         h["SUBSTRT1"], h["SUBSTRT2"], h["SUBSIZE1"], h["SUBSIZE2"] = window
@@ -185,8 +191,14 @@ def prepare_jwst_detector1(
     env = {**os.environ, **offline_crds_env(work / "crds")}
     prefix = network_isolation_prefix() if isolate_network else ()
     rate, rateints = product_paths(uncal, out)
-    return JwstRun([*prefix, python, str(Path(__file__).resolve()), str(cfg_path)], env, rate,
-                   rateints, work / f"{uncal.stem}.log", bool(prefix))
+    return JwstRun(
+        [*prefix, python, str(Path(__file__).resolve()), str(cfg_path)],
+        env,
+        rate,
+        rateints,
+        work / f"{uncal.stem}.log",
+        bool(prefix),
+    )
 
 
 def run_jwst_detector1(
@@ -205,13 +217,15 @@ def run_jwst_detector1(
     RuntimeError
         If the run fails; the message ends with the last lines of its log.
     """
-    run = prepare_jwst_detector1(uncal_path, refs, output_dir, steps_overrides,
-                                 isolate_network=isolate_network)
+    run = prepare_jwst_detector1(
+        uncal_path, refs, output_dir, steps_overrides, isolate_network=isolate_network
+    )
     for path in (run.rate_path, run.rateints_path):
         path.unlink(missing_ok=True)
     with run.log_path.open("w") as log:
-        proc = subprocess.run(run.argv, env=run.env, stdout=log, stderr=subprocess.STDOUT,
-                              timeout=timeout, check=False)
+        proc = subprocess.run(
+            run.argv, env=run.env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False
+        )
     if proc.returncode != 0 or not run.rate_path.exists():
         tail = "\n".join(run.log_path.read_text(errors="replace").splitlines()[-40:])
         raise RuntimeError(f"jwst Detector1 failed (exit {proc.returncode}); log {run.log_path}:\n{tail}")
@@ -321,8 +335,7 @@ def _child(cfg_path: str) -> int:
     # a RampModel, not the path: jwst 3.0 reads a file's CRDS parameters from its ASDF
     # extension, which files without one (webbflow's) lack
     with datamodels.RampModel(config["uncal"]) as model:
-        Detector1Pipeline.call(model, steps=steps, save_results=True,
-                               output_dir=config["output_dir"])
+        Detector1Pipeline.call(model, steps=steps, save_results=True, output_dir=config["output_dir"])
     return 0
 
 
