@@ -1,9 +1,12 @@
 """A picklable, lazily read view of one FITS image extension.
 
-Each ``__getitem__`` opens the file, reads only the requested section
-(``astropy.io.fits`` ``ImageHDU.section``, BZERO/BSCALE applied) and closes it,
-so a dask task on any worker reads just its own tile and no file handle is
-shared between threads or processes.
+The header is read once, when the view is made: the byte offset of the data,
+its on-disk (big-endian) type and BZERO/BSCALE. Each ``__getitem__`` then maps
+the file read-only with ``numpy.memmap`` and copies out just the requested
+tile, so a dask task on any worker reads only its own pixels (one strided read
+from the page cache, not one seek per row) and no file handle is shared between
+threads or processes. Compressed extensions fall back to astropy's
+``ImageHDU.section``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
+
+_DISK = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 
 class FitsImageArray:
@@ -25,12 +30,13 @@ class FitsImageArray:
     ext
         Extension name (``"SCI"``) or index.
     shape
-        Shape of the extension's data, numpy order.
+        Shape of the extension's data, numpy order, or of the window when
+        ``window`` is given.
     dtype
-        The dtype returned by indexing (data are cast on read).
+        The dtype returned by indexing (data are scaled, then cast, on read).
     window
         Optional ``(y0, y1, x0, x1)`` crop of the last two axes, in the
-        extension's pixel indices; ``shape`` is then the cropped shape.
+        extension's pixel indices.
     """
 
     def __init__(
@@ -47,20 +53,42 @@ class FitsImageArray:
         self.dtype = np.dtype(dtype)
         self.ndim = len(self.shape)
         self.window = window
+        with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
+            hdu = hdul[ext]
+            header = hdu.header
+            self._compressed = isinstance(hdu, fits.CompImageHDU) or header.get("ZIMAGE", False)
+            self._offset = int(hdu.fileinfo()["datLoc"])
+            self._disk_shape = tuple(int(header[f"NAXIS{i}"]) for i in range(header["NAXIS"], 0, -1))
+            self._bitpix = int(header["BITPIX"])
+            self._bzero = header.get("BZERO", 0)
+            self._bscale = header.get("BSCALE", 1)
 
-    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+    def __getitem__(self, key: Any) -> np.ndarray:
         key = tuple(key) if isinstance(key, tuple) else (key,)
         if self.window is not None:
             y0, _, x0, _ = self.window
             key = key + (slice(None),) * (self.ndim - len(key))
-            key = (
-                *key[:-2],
-                _shift(key[-2], y0, self.shape[-2]),
-                _shift(key[-1], x0, self.shape[-1]),
-            )
-        with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
-            data = hdul[self.ext].section[key]
-        return np.asarray(data, dtype=self.dtype)
+            key = (*key[:-2], _shift(key[-2], y0, self.shape[-2]), _shift(key[-1], x0, self.shape[-1]))
+        if self._compressed:
+            with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
+                return np.asarray(hdul[self.ext].section[key], dtype=self.dtype)
+        raw = np.memmap(self.path, dtype=_DISK[self._bitpix], mode="r", offset=self._offset,
+                        shape=self._disk_shape)[key]
+        return self._scale(np.array(raw))
+
+    def _scale(self, raw: np.ndarray) -> np.ndarray:
+        """Apply BZERO/BSCALE and cast to ``self.dtype`` (exactly, for unsigned ints)."""
+        bits = raw.dtype.itemsize * 8
+        if self._bscale == 1 and raw.dtype.kind == "i" and self._bzero == 2 ** (bits - 1):
+            # the FITS convention for unsigned integers: flip the sign bit, no arithmetic
+            unsigned = raw.astype(raw.dtype.newbyteorder("="), copy=False).view(f"u{raw.dtype.itemsize}")
+            return (unsigned ^ np.array(1 << (bits - 1), unsigned.dtype)).astype(self.dtype, copy=False)
+        data = raw.astype(self.dtype if self.dtype.kind == "f" else np.float64, copy=False)
+        if self._bscale != 1:
+            data = data * self._bscale
+        if self._bzero:
+            data = data + self._bzero
+        return data.astype(self.dtype, copy=False)
 
     def __repr__(self) -> str:
         return f"FitsImageArray({self.path!r}, {self.ext!r}, shape={self.shape}, {self.dtype})"
