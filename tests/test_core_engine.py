@@ -21,11 +21,12 @@ from webbflow.testing import make_exposure, raise_if_dask_computes
 
 @given(st.integers(1, 4096), st.integers(1, 4096), st.integers(1, 2000))
 def test_choose_tile_within_budget(ny: int, nx: int, planes: int) -> None:
-    edge = choose_tile(ny, nx, planes)
-    assert 1 <= edge <= 512
-    assert edge <= max(ny, nx)
-    if edge > 32:
-        assert edge * edge * planes * 4 <= 48 * 2**20
+    ty, tx = choose_tile(ny, nx, planes)
+    assert 1 <= ty <= ny and 1 <= tx <= nx
+    if tx == nx and ty > 1:
+        assert ty * tx * planes * 4 <= 16 * 2**20, "a strip stays within the budget"
+    if ny >= 32:
+        assert ty < ny or tx < nx, "at least two tiles, so two workers have work"
 
 
 @given(st.integers(1, 5000), st.integers(1, 600))

@@ -11,6 +11,7 @@ from astropy.io import fits
 
 from webbflow.demo import BLOCK, build_test_pattern, frame_time, write_test_pattern
 from webbflow.detectors import get_detector
+from webbflow.engine.tiling import choose_tile
 from webbflow.errors import OutputError, UsageError
 from webbflow.io.fits_reader import open_exposure
 from webbflow.testing import raise_if_dask_computes
@@ -105,7 +106,7 @@ def test_building_is_lazy() -> None:
     with raise_if_dask_computes():
         ds = build_test_pattern(ngroups=10, seed=3)
     assert ds.sci.shape == (1, 10, 2048, 2048)
-    assert ds.sci.chunks[2][0] == 512  # default tile for 10 groups
+    assert ds.sci.chunks[2][0] == choose_tile(2048, 2048, 10)[0]  # the default tiling
     assert (ds.sci.dtype, ds.groupdq.dtype, ds.pixeldq.dtype) == (np.float32, np.uint8, np.uint32)
     assert ds.sci.nbytes > 100 * 2**20  # never materialised whole when written
 

@@ -73,6 +73,9 @@ def test_products_open_with_stdatamodels(tmp_path: Path) -> None:
     with datamodels.open(out) as model:
         assert type(model).__name__ == "ImageModel"
         assert model.data.shape == (12, 17) and np.all(model.dq == 2**31 + 2)
+    util = pytest.importorskip("stdatamodels.jwst.datamodels.util")
+    flat = util.read_metadata(out)  # what jwst 3 reads first from a pipeline input
+    assert flat["meta.instrument.detector"] == "NRCA1" and flat["meta.exposure.ngroups"] == 3
     back = open_product(out)
     assert back.dq.dtype == np.uint32 and int(back.dq.values[0, 0]) == 2**31 + 2
 

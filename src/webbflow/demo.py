@@ -39,7 +39,7 @@ from astropy.time import Time
 from scipy.special import erf
 
 from webbflow.detectors import Detector, get_detector
-from webbflow.engine.tiling import choose_tile
+from webbflow.engine.tiling import tile_shape
 from webbflow.errors import UsageError
 from webbflow.io.products import fits_product
 from webbflow.model import RAMP_DIMS
@@ -343,12 +343,12 @@ def build_test_pattern(
     nframes, groupgap = patterns[readpatt.upper()]
     tframe, noutputs = frame_time(det, xsize, ysize)
     plan = _Plan(seed, det.name, nints, ngroups, nframes, groupgap, tframe)
-    edge = tile or choose_tile(ysize, xsize, nints * ngroups)
+    ty, tx = tile_shape(ysize, xsize, nints * ngroups, tile)
     chunks = (
         (nints,),
         (ngroups,),
-        _aligned_chunks(ystart - 1, ysize, edge),
-        _aligned_chunks(xstart - 1, xsize, edge),
+        _aligned_chunks(ystart - 1, ysize, ty),
+        _aligned_chunks(xstart - 1, xsize, tx),
     )
     name = "testpattern-" + dask.base.tokenize(plan, xstart, ystart, chunks)
     sci = da.map_blocks(

@@ -321,7 +321,6 @@ def _child(cfg_path: str) -> int:
         if key not in os.environ:
             raise SystemExit(f"{key} must be set before jwst is imported")
     from jwst.pipeline import Detector1Pipeline
-    from stdatamodels.jwst import datamodels
 
     refs: dict[str, str] = config["refs"]
     steps: dict[str, dict[str, Any]] = {}
@@ -332,10 +331,8 @@ def _child(cfg_path: str) -> int:
     unknown = set(config["steps"]) - set(steps)
     if unknown:
         raise SystemExit(f"unknown Detector1 steps: {sorted(unknown)}")
-    # a RampModel, not the path: jwst 3.0 reads a file's CRDS parameters from its ASDF
-    # extension, which files without one (webbflow's) lack
-    with datamodels.RampModel(config["uncal"]) as model:
-        Detector1Pipeline.call(model, steps=steps, save_results=True, output_dir=config["output_dir"])
+    # the path itself, as a user would give it to strun: jwst reads our uncal directly
+    Detector1Pipeline.call(config["uncal"], steps=steps, save_results=True, output_dir=config["output_dir"])
     return 0
 
 

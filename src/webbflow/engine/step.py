@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -49,6 +49,13 @@ class Resolver(Protocol):
     def open(self, ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
         """The reference cropped to ``ds``'s window and chunked like its tiles."""
         ...
+
+
+#: Recompute the pipeline up to (not including) the current step on a crop of the
+#: pipeline's input: ``rerun({"x": [0, 1, 2, 3]})``. Steps that need a global
+#: statistic from a few pixels (refpix) use it so that the statistic does not wait
+#: on, and hold in memory, every tile of the exposure.
+Rerun = Callable[[Mapping[str, Any]], xr.Dataset]
 
 
 class SkipStep(Exception):
@@ -97,8 +104,31 @@ class Step:
         raise NotImplementedError(f"{type(self).__name__}.build")
 
     # -- the generic part ---------------------------------------------------------------------
-    def __call__(self, ds: xr.Dataset, resolver: Resolver | None = None) -> xr.Dataset:
-        """Apply the step to ``ds`` lazily and record it in the metadata."""
+    def rerun(self, ds: xr.Dataset, indexers: Mapping[str, Any]) -> xr.Dataset:
+        """This step's input ``ds`` restricted to ``indexers`` (``isel`` style), for global statistics.
+
+        Inside a pipeline the crop is recomputed from the pipeline's input, so it
+        depends only on those pixels; otherwise it is ``ds.isel(indexers)``.
+        """
+        return self._rerun(indexers) if self._rerun is not None else ds.isel(indexers)
+
+    _rerun: Rerun | None = None
+
+    def __call__(
+        self, ds: xr.Dataset, resolver: Resolver | None = None, *, rerun: Rerun | None = None
+    ) -> xr.Dataset:
+        """Apply the step to ``ds`` lazily and record it in the metadata.
+
+        ``rerun`` is given by a :class:`Pipeline` (see :data:`Rerun`); alone, a step
+        crops its own input.
+        """
+        self._rerun = rerun
+        try:
+            return self._apply(ds, resolver)
+        finally:
+            self._rerun = None
+
+    def _apply(self, ds: xr.Dataset, resolver: Resolver | None) -> xr.Dataset:
         if self.params.skip:
             return self.mark_skipped(ds, "skip=True")
         refs: dict[str, xr.Dataset] = {}
@@ -204,6 +234,21 @@ class Pipeline(Step):
         if self.params.skip:
             return
         resolver = resolver or (default_resolver() if self.all_reftypes else None)
+        first = ds
+        done: list[Step] = []
         for name, step in self.steps.items():
-            ds = step(ds, resolver)
+            ds = step(ds, resolver, rerun=_prefix_rerun(first, tuple(done), resolver))
+            done.append(step)
             yield name, ds
+
+
+def _prefix_rerun(first: xr.Dataset, prefix: tuple[Step, ...], resolver: Resolver | None) -> Rerun:
+    """A :data:`Rerun` that applies ``prefix`` to a crop of ``first``."""
+
+    def rerun(indexers: Mapping[str, Any]) -> xr.Dataset:
+        crop = first.isel(indexers)
+        for step in prefix:
+            crop = step(crop, resolver)
+        return crop
+
+    return rerun

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 from astropy.io import fits
 
-from webbflow.engine.tiling import choose_tile, tile_chunks
+from webbflow.engine.tiling import tile_chunks, tile_shape
 from webbflow.errors import InputError
 from webbflow.io.keywords import get_path, header_to_meta
 from webbflow.io.lazy_fits import FitsImageArray
@@ -74,7 +74,7 @@ def read_headers(path: str | Path) -> tuple[dict[str, Any], list[list[Any]], lis
         return meta, extra, [h.name for h in hdul]
 
 
-def open_exposure(path: str | Path, tile: int | None = None) -> xr.Dataset:
+def open_exposure(path: str | Path, tile: int | tuple[int, int] | None = None) -> xr.Dataset:
     """Open an ``uncal`` or ``ramp`` FITS file as a lazy ramp-level Dataset.
 
     Parameters
@@ -83,7 +83,8 @@ def open_exposure(path: str | Path, tile: int | None = None) -> xr.Dataset:
         ``*_uncal.fits`` (SCI uint16) or ``*_ramp.fits`` (SCI float32 with
         PIXELDQ/GROUPDQ).
     tile
-        Tile edge in pixels; default from :func:`~webbflow.engine.tiling.choose_tile`.
+        Tile edge in pixels (square), or ``(rows, columns)``; default: full-width strips
+        from :func:`~webbflow.engine.tiling.choose_tile`.
 
     Returns
     -------
@@ -117,8 +118,8 @@ def open_exposure(path: str | Path, tile: int | None = None) -> xr.Dataset:
         bitpix = sci_hdu.header["BITPIX"]
         if bitpix not in (16, -32, 32):
             raise InputError(f"{p}: SCI has BITPIX = {bitpix}, expected 16 (uint16) or -32 (float32)")
-        edge = tile or choose_tile(ny, nx, nints * ngroups)
-        cy, cx = tile_chunks(ny, edge), tile_chunks(nx, edge)
+        ty, tx = tile_shape(ny, nx, nints * ngroups, tile)
+        cy, cx = tile_chunks(ny, ty), tile_chunks(nx, tx)
         coords: dict[str, Any] = {
             **pixel_coords(meta, ny, nx),
             "integration": np.arange(1, nints + 1, dtype=np.int32),
@@ -149,7 +150,7 @@ def open_exposure(path: str | Path, tile: int | None = None) -> xr.Dataset:
     return xr.Dataset(data, coords=coords, attrs={"meta": meta, "fits_extra": extra, "source": str(p)})
 
 
-def open_product(path: str | Path, tile: int | None = None) -> xr.Dataset:
+def open_product(path: str | Path, tile: int | tuple[int, int] | None = None) -> xr.Dataset:
     """Open a ``rate``, ``rateints`` or ``cal`` FITS product lazily.
 
     Every 2-D or 3-D image extension among SCI, ERR, DQ and VAR_* becomes a
@@ -165,8 +166,8 @@ def open_product(path: str | Path, tile: int | None = None) -> xr.Dataset:
         if len(shape) not in (2, 3):
             raise InputError(f"{p}: SCI has {len(shape)} dimensions, expected 2 (rate) or 3 (rateints)")
         ny, nx = shape[-2:]
-        edge = tile or choose_tile(ny, nx, shape[0] if len(shape) == 3 else 1)
-        cy, cx = tile_chunks(ny, edge), tile_chunks(nx, edge)
+        ty, tx = tile_shape(ny, nx, shape[0] if len(shape) == 3 else 1, tile)
+        cy, cx = tile_chunks(ny, ty), tile_chunks(nx, tx)
         dims: tuple[str, ...] = ("y", "x") if len(shape) == 2 else ("integration", "y", "x")
         chunks = (cy, cx) if len(shape) == 2 else (shape[0], cy, cx)
         data = {}

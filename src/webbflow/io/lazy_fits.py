@@ -72,8 +72,9 @@ class FitsImageArray:
         if self._compressed:
             with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
                 return np.asarray(hdul[self.ext].section[key], dtype=self.dtype)
-        raw = np.memmap(self.path, dtype=_DISK[self._bitpix], mode="r", offset=self._offset,
-                        shape=self._disk_shape)[key]
+        raw = np.memmap(
+            self.path, dtype=_DISK[self._bitpix], mode="r", offset=self._offset, shape=self._disk_shape
+        )[key]
         return self._scale(np.array(raw))
 
     def _scale(self, raw: np.ndarray) -> np.ndarray:

@@ -9,14 +9,16 @@ datamodels.open`` reads every product.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 from pathlib import Path
 from typing import Any, Final, Literal
 
+import asdf
 import numpy as np
 import xarray as xr
 
 from webbflow import __version__
-from webbflow.io.fits_writer import FitsProduct, ImageExtension
+from webbflow.io.fits_writer import FitsProduct, ImageExtension, TableExtension
 from webbflow.io.keywords import meta_to_cards, set_path
 from webbflow.model import get_meta
 
@@ -101,7 +103,22 @@ def fits_product(ds: xr.Dataset, path: str | Path, suffix: Suffix, *, overwrite:
     primary = list(meta_to_cards(meta, "PRIMARY"))
     known = {card[0] for card in primary}
     extra = [(str(c[0]), c[1], str(c[2])) for c in ds.attrs.get("fits_extra", []) if c[0] not in known]
-    return FitsProduct(path, primary + extra, images, overwrite=overwrite)
+    return FitsProduct(path, primary + extra, images, tables=[asdf_extension()], overwrite=overwrite)
+
+
+def asdf_extension() -> TableExtension:
+    """The ``ASDF`` extension the jwst tools look for in a datamodel FITS file.
+
+    jwst reads a file's metadata through its embedded ASDF tree before anything
+    else. Ours is minimal (no FITS hash), so readers take every value from the
+    FITS headers, which stay the single source of truth.
+    """
+    buffer = io.BytesIO()
+    asdf.AsdfFile({"webbflow_version": __version__}).write_to(buffer)
+    raw = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+    table = np.zeros(1, dtype=[("ASDF_METADATA", np.uint8, (raw.size,))])
+    table["ASDF_METADATA"][0] = raw
+    return TableExtension("ASDF", table)
 
 
 def _to_uint16(data: Any) -> Any:

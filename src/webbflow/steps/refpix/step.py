@@ -88,18 +88,54 @@ class RefPixStep(Step):
             raise SkipStep("the window contains no reference pixels")
         noutputs = _noutputs(ds, cols)
 
-        def corrected(ramp: da.Array) -> da.Array:
-            return correct(ramp, ds.pixeldq.data, ds, rows_are_y=rows_are_y, noutputs=noutputs, params=p)
+        ref_rows, ref_cols = np.flatnonzero(is_reference(rows)), np.flatnonzero(is_reference(cols))
+        row_dim, col_dim = ("y", "x") if rows_are_y else ("x", "y")
 
-        out = ds.assign(sci=(ds.sci.dims, corrected(ds.sci.data)))
+        def sources(var: str) -> tuple[da.Array, ...] | None:
+            """The reference strips of ``var`` and pixeldq, recomputed from the pipeline input.
+
+            Statistics from these depend only on the strips, so they are ready before any
+            tile is corrected and no tile waits in memory for them.
+            """
+            if not (len(ref_rows) and len(ref_cols)):
+                return None
+            out: list[da.Array] = []
+            for dim, index in ((row_dim, ref_rows), (col_dim, ref_cols)):
+                # one contiguous window per edge: reference files are opened by window
+                crops = [self.rerun(ds, {dim: slice(run[0], run[-1] + 1)}) for run in _runs(index)]
+                crop = crops[0] if len(crops) == 1 else xr.concat(crops, dim=dim)
+                ramp = crop[var].data if var == "sci" else crop[var].data[:, None]
+                pdq = crop.pixeldq.data
+                out += [ramp, pdq] if rows_are_y else [ramp.transpose(0, 1, 3, 2), pdq.T]
+            return tuple(out)
+
+        def corrected(ramp: da.Array, var: str) -> da.Array:
+            return correct(
+                ramp,
+                ds.pixeldq.data,
+                ds,
+                rows_are_y=rows_are_y,
+                noutputs=noutputs,
+                params=p,
+                strips=sources(var),
+            )
+
+        out = ds.assign(sci=(ds.sci.dims, corrected(ds.sci.data, "sci")))
         if "zeroframe" in ds:
-            zero = corrected(ds.zeroframe.data[:, None])[:, 0]
+            zero = corrected(ds.zeroframe.data[:, None], "zeroframe")[:, 0]
             out["zeroframe"] = (ds.zeroframe.dims, zero)
         return out
 
 
 def correct(
-    sci: da.Array, pixeldq: da.Array, ds: xr.Dataset, *, rows_are_y: bool, noutputs: int, params: Params
+    sci: da.Array,
+    pixeldq: da.Array,
+    ds: xr.Dataset,
+    *,
+    rows_are_y: bool,
+    noutputs: int,
+    params: Params,
+    strips: tuple[da.Array, ...] | None = None,
 ) -> da.Array:
     """Lazily reference-pixel-correct a ramp array with the two-phase graph.
 
@@ -117,6 +153,10 @@ def correct(
         1 or 4 readout amplifiers.
     params
         Step parameters.
+    strips
+        ``(row_sci, row_dq, col_sci, col_dq)``: the reference rows and columns of the
+        ramp and pixeldq in detector orientation, if computed elsewhere (see
+        :meth:`~webbflow.engine.step.Step.rerun`); by default sliced out of ``sci``.
 
     Returns
     -------
@@ -129,13 +169,21 @@ def correct(
     rows, cols = (ds.y.values, ds.x.values) if rows_are_y else (ds.x.values, ds.y.values)
     ref_rows = np.flatnonzero(is_reference(rows))
     ref_cols = np.flatnonzero(is_reference(cols))
+    if strips is None:
+        strips = (
+            _take(det_sci, ref_rows, 2),
+            _take(det_dq, ref_rows, 0),
+            _take(det_sci, ref_cols, 3),
+            _take(det_dq, ref_cols, 1),
+        )
+    row_sci, row_dq, col_sci, col_dq = strips
     stats = dask.delayed(refpix_statistics, nout=2, pure=True)(
-        _take(det_sci, ref_rows, 2),
-        _take(det_dq, ref_rows, 0),
+        row_sci,
+        row_dq,
         rows[ref_rows],
         cols,
-        _take(det_sci, ref_cols, 3),
-        _take(det_dq, ref_cols, 1),
+        col_sci,
+        col_dq,
         rows,
         cols[ref_cols],
         noutputs=noutputs,
@@ -171,13 +219,17 @@ def correct(
     )
 
 
+def _runs(index: np.ndarray) -> list[np.ndarray]:
+    """Sorted positions split into runs of consecutive values."""
+    return np.split(index, np.flatnonzero(np.diff(index) != 1) + 1) if len(index) else []
+
+
 def _take(arr: da.Array, index: np.ndarray, axis: int) -> da.Array:
     """``arr`` at the sorted positions ``index`` along ``axis``, by contiguous slices.
 
     Slices touch only the tiles holding the positions (a fancy index would shuffle every tile).
     """
-    runs = np.split(index, np.flatnonzero(np.diff(index) != 1) + 1) if len(index) else []
-    parts = [arr[(slice(None),) * axis + (slice(run[0], run[-1] + 1),)] for run in runs]
+    parts = [arr[(slice(None),) * axis + (slice(run[0], run[-1] + 1),)] for run in _runs(index)]
     if not parts:
         return arr[(slice(None),) * axis + (slice(0, 0),)]
     return da.concatenate(parts, axis=axis) if len(parts) > 1 else parts[0]
