@@ -222,8 +222,13 @@ class Pipeline(Step):
                 seen.update(dict.fromkeys(step.reftypes))
         return tuple(seen)
 
-    def __call__(self, ds: xr.Dataset, resolver: Resolver | None = None) -> xr.Dataset:
-        """Apply every sub-step in order (lazily); return the last output."""
+    def __call__(
+        self, ds: xr.Dataset, resolver: Resolver | None = None, *, rerun: Rerun | None = None
+    ) -> xr.Dataset:
+        """Apply every sub-step in order (lazily); return the last output.
+
+        A nested pipeline reruns its own sub-steps from its own input, so ``rerun`` is not needed.
+        """
         out = ds
         for _, out in self.stages(ds, resolver):  # noqa: B007 - the last stage is the result
             pass
