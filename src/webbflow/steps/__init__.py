@@ -2,28 +2,17 @@
 
 Each step lives in ``steps/<name>/``: ``kernel.py`` (pure numpy/numba on one
 tile) and ``step.py`` (the lazy wrapper, a :class:`~webbflow.engine.step.Step`).
+Every sub-package with a ``step`` module is loaded; pipelines in
+:mod:`webbflow.graphs` say which steps run and in what order.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
-#: Step packages, in Detector1 order.
-BUILTIN = (
-    "group_scale",
-    "dq_init",
-    "saturation",
-    "ipc",
-    "superbias",
-    "refpix",
-    "linearity",
-    "persistence",
-    "dark_current",
-    "charge_migration",
-    "jump",
-    "ramp_fit",
-    "gain_scale",
-)
+#: Names of the built-in step packages.
+BUILTIN = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.ispkg))
 
 for _name in BUILTIN:
     importlib.import_module(f"webbflow.steps.{_name}.step")
