@@ -10,5 +10,5 @@ import pytest
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Generate embedded default references into a per-session cache, not the user's."""
-    if "WEBBFLOW_CACHE" not in os.environ:
+    if not os.environ.get("WEBBFLOW_CACHE"):
         os.environ["WEBBFLOW_CACHE"] = str(tmp_path_factory.mktemp("webbflow-cache"))
