@@ -62,3 +62,18 @@ def test_step_args_and_parameter_files(tmp_path: Path) -> None:
     }
     with pytest.raises(UsageError, match="parameter file not found"):
         read_parameter_file(tmp_path / "missing.yaml")
+
+
+def test_demo_command_writes_and_calibrates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's main job, at a small size: test pattern in, rate and rateints out."""
+    out = tmp_path / "demo"
+    code, stdout, _ = _run(capsys, "demo", "--output-dir", str(out), "--size", "64", "--ngroups", "4")
+    assert code == 0 and "TEST PATTERN" in stdout
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "webbflow_demo_nrca1_rate.fits",
+        "webbflow_demo_nrca1_rateints.fits",
+        "webbflow_demo_nrca1_uncal.fits",
+    ]
+    code, _, err = _run(capsys, "demo", "--output-dir", str(out), "--size", "64", "--ngroups", "4")
+    assert code == 1 and "exists; pass --overwrite" in err

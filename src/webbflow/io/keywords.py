@@ -277,4 +277,4 @@ def meta_to_cards(meta: Mapping[str, Any], hdu: HDU) -> Iterator[tuple[str, Any,
         for reftype, keyword in REF_FILE_KEYWORDS.items():
             name = get_path(meta, f"ref_file.{reftype}.name")
             if name is not None:
-                yield keyword, str(name), f"{reftype} reference file"
+                yield keyword, str(name), ""  # long names: a comment would overflow the card
