@@ -17,9 +17,9 @@ import xarray as xr
 from astropy.io import fits
 
 from webbflow.engine.tiling import tile_chunks, tile_shape
-from webbflow.errors import InputError
+from webbflow.errors import InputError, WebbflowError
 from webbflow.io.keywords import get_path, header_to_meta
-from webbflow.io.lazy_fits import FitsImageArray
+from webbflow.io.lazy_fits import FitsImageArray, hdu_layout
 from webbflow.model import RAMP_DIMS, pixel_coords
 
 #: Keywords without which a ramp cannot be calibrated.
@@ -38,27 +38,30 @@ REQUIRED_RAMP_KEYWORDS: Final = (
 _RATE_VARS: Final = ("SCI", "ERR", "DQ", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT")
 
 
-def _open_hdul(path: Path) -> fits.HDUList:
+def open_fits(
+    path: Path, *, expected: str = "a JWST exposure or product", error: type[WebbflowError] = InputError
+) -> fits.HDUList:
+    """Open ``path`` as FITS, or raise ``error`` with one line naming the file and ``expected``."""
     if not path.exists():
-        raise InputError(f"{path}: no such file")
+        raise error(f"{path}: no such file, expected {expected}")
     if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a FITS file")
+        raise error(f"{path}: is a directory, expected {expected}")
     try:
         with path.open("rb") as f:
             start = f.read(30)
     except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+        raise error(f"{path}: cannot read ({exc.strerror}), expected {expected}") from None
     if not start.startswith(b"SIMPLE  =") or start[29:30] != b"T":
-        raise InputError(f"{path}: not a FITS file (no SIMPLE = T card at the start)")
+        raise error(f"{path}: not a FITS file, expected {expected}")
     try:
         return fits.open(path, memmap=False, lazy_load_hdus=False)
     except Exception as exc:
-        raise InputError(f"{path}: unreadable FITS file ({exc})") from None
+        raise error(f"{path}: unreadable FITS file, expected {expected} ({exc})") from None
 
 
 def _lazy(path: Path, hdu: Any, dtype: Any, chunks: tuple[Any, ...]) -> da.Array:
     shape = tuple(hdu.shape)
-    arr = FitsImageArray(path, hdu.name, shape, dtype)
+    arr = FitsImageArray(path, hdu.name, shape, dtype, layout=hdu_layout(hdu))
     name = f"read-{path.name}-{hdu.name}-{np.dtype(dtype).str}-{path.stat().st_mtime_ns}"
     return da.from_array(
         arr, chunks=chunks, asarray=False, name=name, meta=np.empty((0,) * len(shape), dtype)
@@ -68,7 +71,7 @@ def _lazy(path: Path, hdu: Any, dtype: Any, chunks: tuple[Any, ...]) -> da.Array
 def read_headers(path: str | Path) -> tuple[dict[str, Any], list[list[Any]], list[str]]:
     """``(meta, extra_cards, extension_names)`` of a FITS file, without its data."""
     p = Path(path)
-    with _open_hdul(p) as hdul:
+    with open_fits(p) as hdul:
         sci = hdul["SCI"].header if "SCI" in hdul else None
         meta, extra = header_to_meta(hdul[0].header, sci)
         return meta, extra, [h.name for h in hdul]
@@ -98,7 +101,7 @@ def open_exposure(path: str | Path, tile: int | tuple[int, int] | None = None) -
         Missing or unreadable file, not FITS, missing keywords, wrong dims.
     """
     p = Path(path)
-    with _open_hdul(p) as hdul:
+    with open_fits(p) as hdul:
         if "SCI" not in hdul:
             raise InputError(f"{p}: no SCI extension; expected a JWST uncal or ramp file")
         sci_hdu = hdul["SCI"]
@@ -158,7 +161,7 @@ def open_product(path: str | Path, tile: int | tuple[int, int] | None = None) ->
     ``("integration", "y", "x")``.
     """
     p = Path(path)
-    with _open_hdul(p) as hdul:
+    with open_fits(p) as hdul:
         if "SCI" not in hdul:
             raise InputError(f"{p}: no SCI extension")
         meta, extra = header_to_meta(hdul[0].header, hdul["SCI"].header)

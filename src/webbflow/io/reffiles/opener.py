@@ -21,8 +21,9 @@ from astropy.io import fits
 from webbflow import dq
 from webbflow.engine.step import RefFile
 from webbflow.errors import ReferenceFileError
+from webbflow.io.fits_reader import open_fits
 from webbflow.io.keywords import header_to_meta
-from webbflow.io.lazy_fits import FitsImageArray
+from webbflow.io.lazy_fits import FitsImageArray, hdu_layout
 from webbflow.model import meta_value, tile_size, window
 
 
@@ -62,19 +63,6 @@ LAYOUTS: Final[dict[str, tuple[Var, ...]]] = {
 
 _ANY: Final = {"", "ANY", "N/A", "NONE"}
 _SKIP_CARDS: Final = {"HISTORY", "COMMENT", ""}
-
-
-def _open(path: Path, reftype: str) -> fits.HDUList:
-    if not path.is_file():
-        raise ReferenceFileError(f"{path}: {reftype} reference file does not exist")
-    with path.open("rb") as f:
-        start = f.read(30)
-    if not start.startswith(b"SIMPLE  =") or start[29:30] != b"T":
-        raise ReferenceFileError(f"{path}: not a FITS file, expected a {reftype} reference file")
-    try:
-        return fits.open(path, memmap=False, lazy_load_hdus=False)
-    except Exception as exc:
-        raise ReferenceFileError(f"{path}: unreadable {reftype} reference file ({exc})") from None
 
 
 def _norm(value: Any) -> str:
@@ -153,7 +141,7 @@ def open_reference(ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
             f"{path}: cannot open reftype {ref.reftype!r} (supported: {', '.join(LAYOUTS)})"
         )
     layout = LAYOUTS[ref.reftype]
-    with _open(path, ref.reftype) as hdul:
+    with open_fits(path, expected=f"a {ref.reftype} reference file", error=ReferenceFileError) as hdul:
         header = hdul[0].header
         for var in layout:
             if var.required and var.ext not in hdul:
@@ -173,6 +161,7 @@ def open_reference(ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
             raise ReferenceFileError(f"{path}: image extensions differ in shape {spatial}")
         origin = check_match(path, header, spatial[0], ds) if spatial else (0, 0)
         pairs = dq_translation(path, hdul) if any(v.name == "dq" for v in present) else []
+        layouts = {v.ext: hdu_layout(hdul[v.ext]) for v in present}
         header_dict = {k: v for k, v in header.items() if k not in _SKIP_CARDS}
         meta, _ = header_to_meta(header)
     y0, y1, x0, x1 = window(ds)
@@ -183,12 +172,14 @@ def open_reference(ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
     for var in present:
         shape = shapes[var.ext]
         if var.dims[-2:] != _YX:  # small, untiled (IPC kernel)
-            arr = FitsImageArray(path, var.ext, shape, var.dtype)[tuple(slice(None) for _ in shape)]
+            arr = FitsImageArray(path, var.ext, shape, var.dtype, layout=layouts[var.ext])[
+                tuple(slice(None) for _ in shape)
+            ]
             data[var.name] = (var.dims, arr)
             continue
         cropped = (*shape[:-2], y1 - y0, x1 - x0)
         lazy = da.from_array(
-            FitsImageArray(path, var.ext, cropped, var.dtype, window=crop),
+            FitsImageArray(path, var.ext, cropped, var.dtype, window=crop, layout=layouts[var.ext]),
             chunks=(*shape[:-2], ychunks, xchunks),
             asarray=False,
             name=f"ref-{path.name}-{var.ext}-{mtime}-{crop}-{ychunks}-{xchunks}",
