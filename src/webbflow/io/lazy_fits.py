@@ -12,12 +12,36 @@ threads or processes. Compressed extensions fall back to astropy's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from astropy.io import fits
 
 _DISK = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
+
+
+class HduLayout(NamedTuple):
+    """Where and how an image extension's data sit in its file."""
+
+    offset: int
+    disk_shape: tuple[int, ...]
+    bitpix: int
+    bzero: float
+    bscale: float
+    compressed: bool
+
+
+def hdu_layout(hdu: Any) -> HduLayout:
+    """The :class:`HduLayout` of an open image HDU (reads only its header)."""
+    header = hdu.header
+    return HduLayout(
+        offset=int(hdu.fileinfo()["datLoc"]),
+        disk_shape=tuple(int(header[f"NAXIS{i}"]) for i in range(header["NAXIS"], 0, -1)),
+        bitpix=int(header["BITPIX"]),
+        bzero=header.get("BZERO", 0),
+        bscale=header.get("BSCALE", 1),
+        compressed=isinstance(hdu, fits.CompImageHDU) or bool(header.get("ZIMAGE", False)),
+    )
 
 
 class FitsImageArray:
@@ -37,6 +61,9 @@ class FitsImageArray:
     window
         Optional ``(y0, y1, x0, x1)`` crop of the last two axes, in the
         extension's pixel indices.
+    layout
+        The extension's :func:`hdu_layout`, when the caller has the file open
+        already; otherwise the header is read here.
     """
 
     def __init__(
@@ -46,6 +73,7 @@ class FitsImageArray:
         shape: tuple[int, ...],
         dtype: np.dtype[Any] | type,
         window: tuple[int, int, int, int] | None = None,
+        layout: HduLayout | None = None,
     ) -> None:
         self.path = str(path)
         self.ext = ext
@@ -53,15 +81,10 @@ class FitsImageArray:
         self.dtype = np.dtype(dtype)
         self.ndim = len(self.shape)
         self.window = window
-        with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
-            hdu = hdul[ext]
-            header = hdu.header
-            self._compressed = isinstance(hdu, fits.CompImageHDU) or header.get("ZIMAGE", False)
-            self._offset = int(hdu.fileinfo()["datLoc"])
-            self._disk_shape = tuple(int(header[f"NAXIS{i}"]) for i in range(header["NAXIS"], 0, -1))
-            self._bitpix = int(header["BITPIX"])
-            self._bzero = header.get("BZERO", 0)
-            self._bscale = header.get("BSCALE", 1)
+        if layout is None:
+            with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
+                layout = hdu_layout(hdul[ext])
+        self._layout = layout
 
     def __getitem__(self, key: Any) -> np.ndarray:
         key = tuple(key) if isinstance(key, tuple) else (key,)
@@ -69,26 +92,30 @@ class FitsImageArray:
             y0, _, x0, _ = self.window
             key = key + (slice(None),) * (self.ndim - len(key))
             key = (*key[:-2], _shift(key[-2], y0, self.shape[-2]), _shift(key[-1], x0, self.shape[-1]))
-        if self._compressed:
+        if self._layout.compressed:
             with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
                 return np.asarray(hdul[self.ext].section[key], dtype=self.dtype)
         raw = np.memmap(
-            self.path, dtype=_DISK[self._bitpix], mode="r", offset=self._offset, shape=self._disk_shape
+            self.path,
+            dtype=_DISK[self._layout.bitpix],
+            mode="r",
+            offset=self._layout.offset,
+            shape=self._layout.disk_shape,
         )[key]
         return self._scale(np.array(raw))
 
     def _scale(self, raw: np.ndarray) -> np.ndarray:
         """Apply BZERO/BSCALE and cast to ``self.dtype`` (exactly, for unsigned ints)."""
         bits = raw.dtype.itemsize * 8
-        if self._bscale == 1 and raw.dtype.kind == "i" and self._bzero == 2 ** (bits - 1):
+        if self._layout.bscale == 1 and raw.dtype.kind == "i" and self._layout.bzero == 2 ** (bits - 1):
             # the FITS convention for unsigned integers: flip the sign bit, no arithmetic
             unsigned = raw.astype(raw.dtype.newbyteorder("="), copy=False).view(f"u{raw.dtype.itemsize}")
             return (unsigned ^ np.array(1 << (bits - 1), unsigned.dtype)).astype(self.dtype, copy=False)
         data = raw.astype(self.dtype if self.dtype.kind == "f" else np.float64, copy=False)
-        if self._bscale != 1:
-            data = data * self._bscale
-        if self._bzero:
-            data = data + self._bzero
+        if self._layout.bscale != 1:
+            data = data * self._layout.bscale
+        if self._layout.bzero:
+            data = data + self._layout.bzero
         return data.astype(self.dtype, copy=False)
 
     def __repr__(self) -> str:

@@ -8,7 +8,9 @@ datamodels.open`` reads every product.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
+import functools
 import io
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -106,6 +108,7 @@ def fits_product(ds: xr.Dataset, path: str | Path, suffix: Suffix, *, overwrite:
     return FitsProduct(path, primary + extra, images, tables=[asdf_extension()], overwrite=overwrite)
 
 
+@functools.cache
 def asdf_extension() -> TableExtension:
     """The ``ASDF`` extension the jwst tools look for in a datamodel FITS file.
 
@@ -126,7 +129,7 @@ def _to_uint16(data: Any) -> Any:
 
 
 def _product_meta(meta: dict[str, Any], path: Path, datamodel: str) -> dict[str, Any]:
-    out = _deep(meta)
+    out = copy.deepcopy(meta)
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
     for key, value in (
         ("filename", path.name),
@@ -139,7 +142,3 @@ def _product_meta(meta: dict[str, Any], path: Path, datamodel: str) -> dict[str,
     ):
         set_path(out, key, value)
     return out
-
-
-def _deep(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: (_deep(v) if isinstance(v, dict) else v) for k, v in meta.items()}
