@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,10 +166,13 @@ class Step:
     @classmethod
     def describe(cls) -> list[tuple[str, str, Any, str]]:
         """``(name, type, default, doc)`` of every parameter, overrides included."""
+        hints = typing.get_type_hints(cls.Params)
         rows = []
         for name, field in cls.Params.fields().items():
-            hint = cls.Params.__annotations__.get(name, "")
-            rows.append((name, str(hint), field.default, field.metadata.get("doc", "")))
+            hint = hints[name]
+            rows.append(
+                (name, getattr(hint, "__name__", str(hint)), field.default, field.metadata.get("doc", ""))
+            )
         rows += [
             (f"override_{r}", "str | None", None, f"Use this {r} reference file (or N/A).")
             for r in cls.reftypes

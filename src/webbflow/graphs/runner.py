@@ -102,9 +102,9 @@ def run_detector1(
 
 
 def _check_unique(products: Sequence[Product]) -> None:
-    seen: dict[Path, int] = {}
+    seen: set[Path] = set()
     for product in products:
         key = product.path.resolve()
         if key in seen:
             raise UsageError(f"two inputs would both write {product.path}; give inputs distinct names")
-        seen[key] = 1
+        seen.add(key)
