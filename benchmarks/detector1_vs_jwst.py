@@ -23,7 +23,6 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -38,6 +37,9 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _monitor import run_monitored  # noqa: E402
 
 from oracle.jwst_runner import (  # noqa: E402
     compare_products,
@@ -47,37 +49,6 @@ from oracle.jwst_runner import (  # noqa: E402
 )
 
 REFTYPES = ("mask", "saturation", "superbias", "linearity", "dark", "gain", "readnoise", "ipc")
-
-
-def run_monitored(argv: list[str], env: dict[str, str], log_path: Path, interval: float) -> dict[str, Any]:
-    """Run ``argv``; wall time (s) and peak RSS summed over the process tree (bytes).
-
-    RSS counts pages shared between processes (forked workers) once per process,
-    so for multiprocessing runs the sum is an upper bound of the real footprint.
-    """
-    start = time.perf_counter()
-    with log_path.open("w") as log:
-        proc = psutil.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-        peak, nproc = 0, 1
-        while proc.poll() is None:
-            total = 0
-            try:
-                procs = [proc, *proc.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                break
-            for p in procs:
-                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                    total += p.memory_info().rss
-            peak, nproc = max(peak, total), max(nproc, len(procs))
-            time.sleep(interval)
-    wall = time.perf_counter() - start
-    return {
-        "wall_s": wall,
-        "peak_rss_bytes": peak,
-        "max_processes": nproc,
-        "returncode": proc.returncode,
-        "log": str(log_path),
-    }
 
 
 def _references(uncal: Path) -> dict[str, Path]:

@@ -35,7 +35,6 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
-from astropy.time import Time
 from scipy.special import erf
 
 from webbflow.detectors import Detector, get_detector
@@ -43,6 +42,7 @@ from webbflow.engine.tiling import tile_shape
 from webbflow.errors import UsageError
 from webbflow.io.products import fits_product
 from webbflow.model import RAMP_DIMS
+from webbflow.sim.meta import Identity, exposure_meta
 
 #: Edge of the fixed pixel blocks that carry the random streams, pixels.
 BLOCK: Final = 256
@@ -70,7 +70,6 @@ READ_PATTERNS: Final[dict[str, dict[str, tuple[int, int]]]] = {
     "NIRISS": {"NISRAPID": (1, 0), "NIS": (4, 0)},
     "FGS": {"FGSRAPID": (1, 0), "FGS": (4, 0)},
 }
-_EXP_TYPE: Final = {"NIRCAM": "NRC_IMAGE", "NIRISS": "NIS_IMAGE", "FGS": "FGS_IMAGE"}
 _OPTICS: Final = {
     "NIRCAM": {"SHORT": ("F200W", "CLEAR"), "LONG": ("F444W", "CLEAR")},
     "NIRISS": {"": ("CLEAR", "F150W")},
@@ -373,7 +372,6 @@ def build_test_pattern(
         "pixeldq": (("y", "x"), da.zeros((ysize, xsize), dtype=np.uint32, chunks=sci.chunks[2:])),
     }
     meta = _meta(det, plan, readpatt.upper(), (xstart, ystart, xsize, ysize))
-    meta["exposure"]["noutputs"] = noutputs
     extra = [
         ["TESTPATT", True, "synthetic test pattern, not a simulation"],
         ["TPSEED", seed, "seed of the webbflow.demo test pattern"],
@@ -383,80 +381,27 @@ def build_test_pattern(
 
 
 def _meta(det: Detector, plan: _Plan, readpatt: str, window: tuple[int, int, int, int]) -> dict[str, Any]:
-    xstart, ystart, xsize, ysize = window
-    tframe, nframes, groupgap, ngroups, nints = (
-        plan.frame_time,
-        plan.nframes,
-        plan.groupgap,
-        plan.ngroups,
-        plan.nints,
+    _, _, xsize, ysize = window
+    optics = _OPTICS.get(det.instrument, {}).get(det.channel, ("", ""))
+    meta = exposure_meta(
+        det,
+        readpatt=readpatt,
+        nints=plan.nints,
+        ngroups=plan.ngroups,
+        nframes=plan.nframes,
+        groupgap=plan.groupgap,
+        frame_time=plan.frame_time,
+        noutputs=frame_time(det, xsize, ysize)[1],
+        window=window,
+        subarray_name="FULL" if (xsize, ysize) == (_FULL, _FULL) else "GENERIC",
+        identity=Identity(),
+        date_obs=_DATE_OBS,
+        time_obs=_TIME_OBS,
+        filter=optics[0],
+        pupil=optics[1],
     )
-    tgroup = tframe * (nframes + groupgap)
-    nreset = 1
-    duration = tframe * (nreset + nints * (ngroups * (nframes + groupgap) - groupgap) + (nints - 1) * nreset)
-    start = Time(f"{_DATE_OBS}T{_TIME_OBS}", scale="utc").mjd
-    full = (xsize, ysize) == (_FULL, _FULL)
-    instrument: dict[str, Any] = {"name": det.instrument, "detector": det.name}
-    if det.instrument == "NIRCAM":
-        instrument.update(module=det.module, channel=det.channel)
-    optics = _OPTICS.get(det.instrument, {}).get(det.channel)
-    if optics:
-        instrument.update(filter=optics[0], pupil=optics[1])
-    program, obs, visit = "09999", "001", "001"
-    return {
-        "telescope": "JWST",
-        "filename": f"jw{program}{obs}{visit}_01101_00001_{det.name.lower()}_uncal.fits",
-        "observation": {
-            "date": _DATE_OBS,
-            "time": _TIME_OBS,
-            "program_number": program,
-            "observation_number": obs,
-            "visit_number": visit,
-            "visit_group": "01",
-            "sequence_id": "1",
-            "activity_id": "01",
-            "exposure_number": "00001",
-            "obs_id": f"V{program}{obs}{visit}P0000000001101",
-            "visit_id": f"{program}{obs}{visit}",
-        },
-        "target": {"proposer_name": "TEST PATTERN", "ra": 80.0, "dec": -69.5},
-        "instrument": instrument,
-        "exposure": {
-            "type": _EXP_TYPE[det.instrument],
-            "readpatt": readpatt,
-            "nints": nints,
-            "ngroups": ngroups,
-            "nframes": nframes,
-            "groupgap": groupgap,
-            "nsamples": 1,
-            "sample_time": 10.0,
-            "frame_time": tframe,
-            "group_time": round(tgroup, 5),
-            "frame_divisor": nframes,
-            "nresets_at_start": nreset,
-            "nresets_between_ints": nreset,
-            "drop_frames1": 0,
-            "drop_frames3": 0,
-            "zero_frame": False,
-            "integration_start": 1,
-            "integration_end": nints,
-            "integration_time": round((ngroups - 1) * tgroup, 5),
-            "exposure_time": round((ngroups - 1) * tgroup * nints, 5),
-            "duration": round(duration, 5),
-            "start_time": start,
-            "mid_time": start + duration / 2 / 86400,
-            "end_time": start + duration / 86400,
-        },
-        "subarray": {
-            "name": "FULL" if full else "GENERIC",
-            "xstart": xstart,
-            "ystart": ystart,
-            "xsize": xsize,
-            "ysize": ysize,
-            "fastaxis": det.fastaxis,
-            "slowaxis": det.slowaxis,
-        },
-    }
+    meta["target"] = {"proposer_name": "TEST PATTERN", "ra": 80.0, "dec": -69.5}
+    return meta
 
 
 def write_test_pattern(

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -41,6 +42,25 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("pipeline", help="pipeline name (detector1)")
     run.add_argument("inputs", nargs="+", type=Path, help="input files (*_uncal.fits, *_ramp.fits)")
     _add_run_options(run)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="simulate exposures from configuration files (webbflow or Mirage YAML)",
+        epilog="Mirage YAML files run unchanged; what webbflow replaces or ignores is reported once.",
+    )
+    sim.add_argument("configs", nargs="+", type=Path, help="exposure configuration files (.yaml)")
+    sim.add_argument("--output-dir", "-o", type=Path, help="where products go (default: the config's)")
+    sim.add_argument(
+        "--products",
+        help="comma-separated: uncal, linear, seed (default: the config's, uncal,seed)",
+    )
+    sim.add_argument("--zarr", action="store_true", help="also write the whole simulation as Zarr")
+    sim.add_argument("--seed", type=int, help="override the configuration's random seed")
+    sim.add_argument("--calibrate", action="store_true", help="also run Detector1 on the simulated ramps")
+    sim.add_argument("--scheduler", help="threads (default), sync, local:N, or a dask scheduler address")
+    sim.add_argument("--tile", type=int, help="tile edge in pixels (rounded up to 256; data do not change)")
+    sim.add_argument("--overwrite", action="store_true", help="replace existing products")
+    sim.add_argument("--quiet", "-q", action="store_true", help="no progress or log output")
 
     steps = sub.add_parser("steps", help="list steps and their parameters")
     steps.add_argument("name", nargs="?", help="a step or pipeline name")
@@ -114,6 +134,8 @@ def _main(argv: list[str]) -> int:
         return _cmd_info(args.file, args.json)
     if args.command == "demo":
         return _cmd_demo(args)
+    if args.command == "simulate":
+        return _cmd_simulate(args)
     from webbflow.graphs import PIPELINES
     from webbflow.graphs.runner import RunOptions, run_detector1
 
@@ -204,6 +226,49 @@ def _cmd_info(path: Path, as_json: bool) -> int:
         print(
             "  ref_file: " + ", ".join(f"{k}={v.get('name')}" for k, v in refs.items() if isinstance(v, dict))
         )
+    return EXIT_OK
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from webbflow.graphs.runner import RunOptions, run_detector1, run_simulate
+    from webbflow.sim.config import load_config
+
+    if args.tile is not None and args.tile < 1:
+        raise UsageError(f"--tile must be a positive number of pixels, got {args.tile}")
+    if args.seed is not None and args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    configs = []
+    for path in args.configs:
+        cfg = load_config(path)
+        changes: dict[str, Any] = {}
+        if args.seed is not None:
+            changes["seed"] = args.seed
+        output: dict[str, Any] = {}
+        if args.output_dir is not None:
+            output["directory"] = args.output_dir
+        if args.products:
+            output["products"] = [p.strip() for p in args.products.split(",") if p.strip()]
+        if args.zarr:
+            output["zarr"] = True
+        if output:
+            changes["output"] = cfg.output.model_validate({**cfg.output.model_dump(), **output})
+        if changes:
+            cfg = cfg.model_copy(update=changes)
+        for note in cfg.notes:
+            log.warning("%s: %s", path, note)
+        configs.append(cfg)
+    options = RunOptions(
+        scheduler=args.scheduler, tile=args.tile, overwrite=args.overwrite, progress=not args.quiet
+    )
+    paths = run_simulate(configs, options)
+    if args.calibrate:
+        uncals = [p for p in paths if p.name.endswith("_uncal.fits")]
+        if not uncals:
+            raise UsageError("--calibrate needs the uncal product (add it to --products)")
+        for uncal in uncals:
+            paths += run_detector1([uncal], {}, replace(options, output_dir=uncal.parent))
+    for path in paths:
+        print(path)
     return EXIT_OK
 
 

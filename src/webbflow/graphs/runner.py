@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
 
@@ -20,6 +20,10 @@ from webbflow.io.fits_reader import open_exposure
 from webbflow.io.products import fits_product, product_name
 from webbflow.io.zarr_store import ZarrProduct
 from webbflow.model import get_meta, require_ramp, split_rate
+
+if TYPE_CHECKING:
+    from webbflow.graphs.simulate import Simulation
+    from webbflow.sim.config import SimConfig
 
 log = logging.getLogger("webbflow")
 
@@ -108,3 +112,61 @@ def _check_unique(products: Sequence[Product]) -> None:
         if key in seen:
             raise UsageError(f"two inputs would both write {product.path}; give inputs distinct names")
         seen.add(key)
+
+
+def simulation_products(
+    sim: Simulation, products: Sequence[str], options: RunOptions, zarr: bool = False
+) -> list[Product]:
+    """The products of one simulated exposure.
+
+    ``uncal``: the raw ramp (``Level1bModel``). ``linear``: Mirage's linearized ramp
+    (``RampModel``: Detector1 through ``linearity``: bias and reference pixels
+    removed, linearized, saturated groups flagged). ``seed``: the noiseless seed
+    image in ADU/s with its segmentation map, Mirage's layout. ``zarr``: the whole
+    lazy Dataset (raw ramp, seed, segmap) as a Zarr store.
+    """
+    from webbflow.graphs.detector1 import Detector1
+    from webbflow.io.products import seed_product
+
+    ds = sim.exposure
+    meta = get_meta(ds)
+    out = options.output_dir
+    uncal = out / str(meta["filename"])
+    result: list[Product] = []
+    if "uncal" in products:
+        result.append(fits_product(ds, uncal, "uncal", overwrite=options.overwrite))
+    if "linear" in products:
+        for name, stage in Detector1().stages(ds[["sci", "groupdq", "pixeldq"]]):
+            if name == "linearity":
+                path = out / product_name(meta, "linear")
+                result.append(fits_product(stage, path, "ramp", overwrite=options.overwrite))
+                break
+    if "seed" in products:
+        result.append(seed_product(ds, out, overwrite=options.overwrite))
+    if zarr:
+        path = out / product_name(meta, "sim").replace(".fits", ".zarr")
+        result.append(ZarrProduct(ds, path, options.overwrite))
+    return result
+
+
+def run_simulate(configs: Sequence[SimConfig], options: RunOptions | None = None) -> list[Path]:
+    """Simulate every exposure of ``configs`` in one dask graph and write its products.
+
+    Returns
+    -------
+    list of Path
+        The products written.
+    """
+    from webbflow.graphs.simulate import build_simulation
+
+    options = options or RunOptions()
+    if not configs:
+        raise UsageError("no simulation configuration given")
+    products: list[Product] = []
+    for cfg in configs:
+        opts = options if options.output_dir != Path() else replace(options, output_dir=cfg.output.directory)
+        sim = build_simulation(cfg, tile=options.tile)
+        products += simulation_products(sim, cfg.output.products, opts, zarr=cfg.output.zarr)
+    _check_unique(products)
+    with scheduler(options.scheduler, progress=options.progress) as client:
+        return compute_products(products, client=client, progress=options.progress)

@@ -142,3 +142,34 @@ def _product_meta(meta: dict[str, Any], path: Path, datamodel: str) -> dict[str,
     ):
         set_path(out, key, value)
     return out
+
+
+def seed_product(ds: xr.Dataset, directory: str | Path, *, overwrite: bool = False) -> FitsProduct:
+    """The noiseless seed image and segmentation map of a simulation, in Mirage's layout.
+
+    ``<root>_<FILTER>_<PUPIL>_final_seed_image.fits`` (FGS: ``<root>_final_seed_image.fits``):
+    PRIMARY with the exposure keywords, ``DATA`` (y, x) float32 in ADU/s (the
+    ``seed`` e⁻/s divided by the detector's mean gain, as Mirage writes it; the
+    gain used is the ``GAIN`` card) and ``SEGMAP`` (y, x) int32 catalog indices.
+    """
+    from webbflow.detectors import get_detector
+
+    meta = get_meta(ds)
+    det = get_detector(str(meta["instrument"]["detector"]))
+    stem = product_name(meta, "x")[: -len("_x.fits")]
+    optics = [meta["instrument"].get(k, "") for k in ("filter", "pupil")]
+    tags = "".join(f"_{v}" for v in optics if v) if det.instrument != "FGS" else ""
+    path = Path(directory) / f"{stem}{tags}_final_seed_image.fits"
+    primary = list(meta_to_cards(_product_meta(meta, path, "ImageModel"), "PRIMARY"))
+    known = {card[0] for card in primary}
+    primary += [(str(c[0]), c[1], str(c[2])) for c in ds.attrs.get("fits_extra", []) if c[0] not in known]
+    primary += [
+        ("UNITS", "ADU/sec", "units of the seed image"),
+        ("GAIN", det.gain, "mean gain used for e-/s -> ADU/s, e-/DN"),
+        ("TGROUP", meta.get("exposure", {}).get("group_time", 0.0), "group time, s"),
+    ]
+    images = [
+        ImageExtension("DATA", (ds["seed"].data / np.float32(det.gain)).astype(np.float32)),
+        ImageExtension("SEGMAP", ds["segmap"].data.astype(np.int32)),
+    ]
+    return FitsProduct(path, primary, images, tables=[], overwrite=overwrite)

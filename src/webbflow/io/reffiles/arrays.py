@@ -22,7 +22,7 @@ from webbflow import dq
 from webbflow.detectors import Detector
 
 #: Bumped whenever any generated value changes: the cache folder carries it.
-GENERATOR_VERSION: Final = "1"
+GENERATOR_VERSION: Final = "2"
 
 #: Number of linearity polynomial coefficients (c0 … c3).
 N_LINEARITY_COEFFS: Final = 4
@@ -192,10 +192,17 @@ def readnoise(det: Detector) -> np.ndarray:
 
 
 def ipc_kernel(det: Detector) -> np.ndarray:
-    """3×3 IPC kernel (ky, kx) float32 summing to 1: ``alpha`` to the 4 nearest
-    neighbours, ``alpha / 10`` to the diagonals."""
+    """3×3 IPC *deconvolution* kernel (ky, kx) float32 summing to 1, as jwst ``IPC`` references hold.
+
+    The coupling itself sends ``alpha`` of a pixel's signal to each of its 4
+    nearest neighbours and ``alpha / 10`` to each diagonal; the ``ipc`` step
+    convolves the data with this kernel to undo it. To first order in alpha
+    the inverse of the coupling is ``2 δ - coupling``: neighbours ``-alpha``,
+    diagonals ``-alpha / 10``, centre ``1 + 4.4 alpha`` (the neglected terms are
+    of order alpha² ≈ 3e-5).
+    """
     a = det.ipc_alpha
     b = a / 10.0
-    k = np.array([[b, a, b], [a, 0.0, a], [b, a, b]], np.float64)
+    k = -np.array([[b, a, b], [a, 0.0, a], [b, a, b]], np.float64)
     k[1, 1] = 1.0 - k.sum()
     return k.astype(np.float32)

@@ -190,7 +190,10 @@ def open_reference(ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
         data[var.name] = (var.dims, lazy)
     for var in layout:  # optional variables missing from the file: neutral values
         if var.name not in data and var.dims[-2:] == _YX:
-            data[var.name] = (var.dims, da.zeros((y1 - y0, x1 - x0), var.dtype, chunks=(ychunks, xchunks)))
+            data[var.name] = (
+                var.dims,
+                da.zeros((y1 - y0, x1 - x0), dtype=var.dtype, chunks=(ychunks, xchunks)),
+            )
     coords = {"y": ds["y"].values, "x": ds["x"].values}
     attrs = {"header": header_dict, "meta": meta, "name": ref.label, "path": str(path)}
     return xr.Dataset(data, coords=coords, attrs=attrs)

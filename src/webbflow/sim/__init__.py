@@ -1,0 +1,1 @@
+"""Simulation of JWST near-infrared exposures: scene, optics, detector, readout."""
