@@ -68,10 +68,10 @@ def test_mirage_nircam(tree: Path) -> None:
     assert (cfg.filter, cfg.pupil) == ("F444W", "CLEAR")
     assert (cfg.readout.readpatt, cfg.readout.ngroups, cfg.readout.nints) == ("BRIGHT2", 5, 1)
     assert (cfg.pointing.ra, cfg.pointing.dec, cfg.pointing.v3pa) == (53.1625, -27.7914, 12.5)
-    cats = tree / "catalogs"
-    assert cfg.catalogs.point == (cats / "point_radec_abmag.cat",)
-    assert cfg.catalogs.galaxy == (cats / "galaxies_radec.cat",)
-    assert cfg.catalogs.extended == (cats / "extended.cat",)
+    here = tree / "mirage"
+    assert cfg.catalogs.point == (here / "example_ptsrc.cat",)
+    assert cfg.catalogs.galaxy == (here / "example_galaxies.cat",)
+    assert cfg.catalogs.extended == (here / "example_extended.cat",)
     assert cfg.background.level == "medium" and cfg.background.rate is None
     assert (cfg.cosmic_rays.environment, cfg.cosmic_rays.scale) == ("SUNMAX", 1.0)
     # pixelflat None -> no flat, as in Mirage; everything else stays on

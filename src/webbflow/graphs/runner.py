@@ -130,7 +130,7 @@ def simulation_products(
 
     ds = sim.exposure
     meta = get_meta(ds)
-    out = options.output_dir
+    out = Path(options.output_dir)
     uncal = out / str(meta["filename"])
     result: list[Product] = []
     if "uncal" in products:

@@ -32,6 +32,7 @@ from webbflow.model import PIXEL_DIMS, RAMP_DIMS
 from webbflow.sim import noise as hxrg
 from webbflow.sim.background import background_rate
 from webbflow.sim.config import SimConfig
+from webbflow.sim.dark_ramp import dark_groups
 from webbflow.sim.fluxcal import filter_info
 from webbflow.sim.geometry import Geometry, Pointing
 from webbflow.sim.meta import Identity, exposure_meta
@@ -173,7 +174,14 @@ def build_simulation(config: SimConfig, *, tile: int | None = None, resolver: An
             sky = float(cfg.background.rate)
         elif cfg.background.level != "none":
             sky = background_rate(cfg.background.level, info, geometry.nominal_pixel_area_sr)
-    psf = get_psf(det.instrument, det.name, cfg.filter, cfg.pupil, library=_str(cfg.psf_library))
+    psf = get_psf(
+        det.instrument,
+        det.name,
+        cfg.filter,
+        cfg.pupil,
+        library=_str(cfg.psf_library),
+        pixel_scale=float(np.mean(geometry.pixel_scale())),
+    )
     catalogs = cfg.catalogs
     scene = build_scene(
         {"point": catalogs.point, "galaxy": catalogs.galaxy, "extended": catalogs.extended}
@@ -224,7 +232,23 @@ def build_simulation(config: SimConfig, *, tile: int | None = None, resolver: An
         cr_scale=cfg.cosmic_rays.scale,
         noise=_noise_model(cfg, det) if eff.correlated_noise else None,
     )
-    dark = _dark_rate(refs["dark"], refs["gain"]["sci"], det) if eff.dark_current else xr.zeros_like(rate)
+    real_dark = None
+    if cfg.dark_ramp is not None:
+        real_dark = dark_groups(
+            cfg.dark_ramp,
+            detector=det.name,
+            readpatt=readpatt,
+            nints=nints,
+            ngroups=ngroups,
+            nframes=nframes,
+            groupgap=groupgap,
+            like=template,
+        )
+        notes.append(f"dark ramp {cfg.dark_ramp.name}: bias, read noise and dark current come from it")
+    if eff.dark_current and real_dark is None:
+        dark = _dark_rate(refs["dark"], refs["gain"]["sci"], det)
+    else:
+        dark = xr.zeros_like(rate)
     signal = map_tiles(
         signal_kernel,
         {
@@ -251,20 +275,23 @@ def build_simulation(config: SimConfig, *, tile: int | None = None, resolver: An
             ipc_kernel, {"signal": signal}, {"signal": (RAMP_DIMS, np.float32)},
             like=template, depth=kernel.shape[0] // 2, kwargs={"kernel": kernel}, name="sim-ipc",
         )["signal"]  # fmt: skip
-    sci = map_tiles(
-        raw_kernel,
-        {
-            "y": template.y,
-            "x": template.x,
-            "signal": signal,
-            "superbias": refs["superbias"]["sci"],
-            "readnoise": refs["readnoise"]["sci"],
-        },
-        {"sci": (RAMP_DIMS, np.float32)},
-        like=template,
-        kwargs={"plan": plan},
-        name="sim-raw",
-    )["sci"]
+    if real_dark is not None:
+        sci = (signal + real_dark).round().clip(0, 65535).astype(np.float32)
+    else:
+        sci = map_tiles(
+            raw_kernel,
+            {
+                "y": template.y,
+                "x": template.x,
+                "signal": signal,
+                "superbias": refs["superbias"]["sci"],
+                "readnoise": refs["readnoise"]["sci"],
+            },
+            {"sci": (RAMP_DIMS, np.float32)},
+            like=template,
+            kwargs={"plan": plan},
+            name="sim-raw",
+        )["sci"]
 
     groupdq = da.zeros((nints, ngroups, ysize, xsize), dtype=np.uint8, chunks=ramp_chunks)
     out = xr.Dataset(

@@ -27,37 +27,23 @@ column. Column names are matched without regard to case.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, get_args
+from typing import Final, Literal, get_args
 
 import astropy.units as u
 import numpy as np
-from astropy.coordinates import Angle
-from astropy.table import Table
 
 from webbflow.errors import InputError, UsageError, suggest
-from webbflow.sim.fluxcal import MAG_SYSTEMS, countrate, filter_info
+from webbflow.io._catalog_parse import FLAG_LINES as FLAG_LINES
+from webbflow.io._catalog_parse import Columns, Flags, angle_column, first_bad, parse_flags, read_table
+from webbflow.sim.fluxcal import countrate, filter_info
 
 Kind = Literal["point", "galaxy", "extended"]
 KINDS: Final = get_args(Kind)
-#: How many leading comment lines may hold flags (Mirage reads four).
-FLAG_LINES: Final = 4
 #: Columns that give the electron rate directly, e⁻/s.
 RATE_COLUMNS: Final = ("countrate_e_per_s", "countrate")
-
-_FORMATS: Final[Mapping[str, str]] = {
-    ".ecsv": "ascii.ecsv",
-    ".fits": "fits",
-    ".fit": "fits",
-    ".fits.gz": "fits",
-    ".fit.gz": "fits",
-    ".vot": "votable",
-    ".votable": "votable",
-    ".xml": "votable",
-    ".csv": "ascii.csv",
-}
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,216 +121,7 @@ class SourceCatalog:
         return self.x + (int(window[0]) - 1), self.y + (int(window[1]) - 1)
 
 
-# ---------------------------------------------------------------------------- reading
-
-
-def _format(path: Path) -> str:
-    name = path.name.lower()
-    for suffix, fmt in _FORMATS.items():
-        if name.endswith(suffix):
-            return fmt
-    with path.open("rb") as f:
-        head = f.read(16)
-    return "ascii.ecsv" if head.startswith(b"# %ECSV") else "ascii.basic"
-
-
-def _leading_comments(path: Path) -> list[str]:
-    """The comment lines (without ``#``) before the first data or header line."""
-    comments = []
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for line in f:
-            text = line.strip()
-            if not text:
-                continue
-            if not text.startswith("#"):
-                break
-            comments.append(text.lstrip("#").strip())
-    return comments
-
-
-def _read_table(path: Path) -> tuple[Table, list[str]]:
-    if not path.is_file():
-        raise InputError(f"{path}: catalog file not found")
-    fmt = _format(path)
-    try:
-        # Mirage ASCII: whitespace (spaces or tabs) separated, header line, no format guessing
-        extra = {"guess": False, "delimiter": r"\s"} if fmt == "ascii.basic" else {}
-        table = Table.read(path, format=fmt, **extra)
-    except Exception as exc:  # astropy raises many types for malformed tables
-        detail = " ".join(str(exc).split())[:200]
-        raise InputError(f"{path}: cannot read as a {fmt} table ({detail})") from None
-    if fmt == "ascii.basic":
-        return table, _leading_comments(path)
-    meta = {str(k).lower(): v for k, v in table.meta.items()}
-    comments = meta.get("comments") or meta.get("comment") or []
-    comments = [str(c).lstrip("#").strip() for c in ([comments] if isinstance(comments, str) else comments)]
-    # key-value flags of self-describing tables (ecsv meta, FITS header) go first
-    keys = [
-        k for k in ("position_pixels", "radius_pixels") if str(meta.get(k)).lower() in ("1", "true", "yes")
-    ]
-    system = [str(meta["magnitude_system"])] if meta.get("magnitude_system") else []
-    return table, [*keys, *system, *comments]
-
-
-@dataclass(frozen=True)
-class _Flags:
-    position_pixels: bool
-    radius_pixels: bool
-    system: str
-
-
-def _flags(path: Path, comments: Sequence[str]) -> _Flags:
-    """Mirage's flags from the first :data:`FLAG_LINES` comment lines (one single-word flag per line)."""
-    position = radius = False
-    systems: list[str] = []
-    for number, line in enumerate(comments[:FLAG_LINES], start=1):
-        words = line.lower().split()
-        if len(words) != 1:
-            continue  # prose, not a flag
-        word = words[0].strip("'\".,;")
-        if word in ("position_pixels", "position_pixel"):
-            position = True
-        elif word in ("radius_pixels", "radius_pixel"):
-            radius = True
-        elif word in MAG_SYSTEMS:
-            systems.append(word)
-        elif "mag" in word:
-            raise InputError(
-                f"{path}: comment line {number}: unknown magnitude system {word!r}"
-                f"{suggest(word, MAG_SYSTEMS)} (expected {', '.join(MAG_SYSTEMS)})"
-            )
-    if len(set(systems)) > 1:
-        raise InputError(
-            f"{path}: comment lines give two magnitude systems ({', '.join(systems)}); expected one"
-        )
-    return _Flags(position, radius, systems[0] if systems else "abmag")
-
-
-class _Columns:
-    """Case-insensitive column access with row-numbered errors."""
-
-    def __init__(self, path: Path, table: Table) -> None:
-        self.path = path
-        self.table = table
-        self.names = {name.lower(): name for name in reversed(table.colnames)}
-        self.index: np.ndarray | None = None
-
-    def find(self, *names: str) -> str | None:
-        for name in names:
-            if name.lower() in self.names:
-                return self.names[name.lower()]
-        return None
-
-    def require(self, *names: str) -> str:
-        found = self.find(*names)
-        if found is None:
-            raise InputError(
-                f"{self.path}: no column {' or '.join(repr(n) for n in names)}"
-                f"{suggest(names[0], self.table.colnames)} (columns: {', '.join(self.table.colnames)})"
-            )
-        return found
-
-    def fail(self, bad: np.ndarray, what: str) -> None:
-        """Raise for the first row where ``bad`` is true, if any."""
-        rows = np.flatnonzero(bad)
-        if rows.size:
-            row = int(rows[0])
-            label = f"row {row + 1}"
-            if self.index is not None:
-                label += f" (index {self.index[row]})"
-            more = f" (and {rows.size - 1} more rows)" if rows.size > 1 else ""
-            raise InputError(f"{self.path}: {label}: {what}{more}")
-
-    def strings(self, name: str) -> np.ndarray:
-        col = self.table[name]
-        mask = np.ma.getmaskarray(col)
-        text = np.char.strip(np.asarray(col, dtype=str))
-        return np.where(mask, "", text)
-
-    def floats(self, name: str, *, allow_none: bool = False, what: str = "a number") -> np.ndarray:
-        """Column ``name`` as float64; ``None``/empty → NaN when ``allow_none``, else an error."""
-        col = self.table[name]
-        if col.dtype.kind in "biuf" and not np.ma.is_masked(col):
-            values = np.asarray(col, np.float64)
-            if not allow_none:
-                self.fail(
-                    ~np.isfinite(values), f"{name} is {_first(values, ~np.isfinite(values))}; expected {what}"
-                )
-            return values
-        text = self.strings(name)
-        missing = np.isin(np.char.lower(text), ("", "none", "--"))
-        values = np.full(text.shape, np.nan)
-        ok = ~missing
-        values[ok], parsed = _parse_floats(text[ok])
-        bad = np.zeros(text.shape, bool)
-        bad[ok] = ~parsed | ~np.isfinite(values[ok])
-        if not allow_none:
-            bad |= missing
-        self.fail(bad, f"{name} is {_first(text, bad)!r}; expected {what}")
-        return values
-
-    def number(
-        self, name: str, what: str, bad: Callable[[np.ndarray], np.ndarray] | None = None, expect: str = ""
-    ) -> np.ndarray:
-        """:meth:`floats` of a required column, failing the rows where ``bad(values)``."""
-        values = self.floats(name, what=what)
-        if bad is not None:
-            mask = bad(values)
-            self.fail(mask, f"{name} is {_first(values, mask)}; expected {expect or what}")
-        return values
-
-
-def _first(values: np.ndarray, bad: np.ndarray) -> Any:
-    rows = np.flatnonzero(bad)
-    return np.asarray(values)[rows[0]].item() if rows.size else None  # a Python scalar: plain repr
-
-
-def _parse_floats(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Parse strings to float64; also returns which parsed (the loop runs only if some do not)."""
-    try:
-        return text.astype(np.float64), np.ones(text.shape, bool)
-    except ValueError:
-        values = np.full(text.shape, np.nan)
-        ok = np.zeros(text.shape, bool)
-        for i, s in enumerate(text):
-            try:
-                values[i] = float(s)
-                ok[i] = True
-            except ValueError:
-                pass
-        return values, ok
-
-
-def _angles(cols: _Columns, name: str, unit: u.UnitBase, what: str) -> np.ndarray:
-    """A sky-coordinate column in degrees: decimal degrees or sexagesimal strings (not mixed)."""
-    if cols.table[name].dtype.kind in "biuf":
-        return cols.floats(name, what=what)
-    text = cols.strings(name)
-    lower = np.char.lower(text)
-    sexagesimal = np.zeros(text.shape, bool)
-    for c in ":hdms":
-        sexagesimal |= np.char.find(lower, c) >= 0
-    if not np.any(sexagesimal):
-        return cols.floats(name, what=what)
-    mixed = ~sexagesimal
-    cols.fail(mixed, f"{name} is {_first(text, mixed)!r} but other rows are sexagesimal; expected one format")
-    try:
-        return np.asarray(Angle(text, unit=unit).deg, np.float64)
-    except (ValueError, u.UnitsError):
-        bad = np.array([not _is_angle(s, unit) for s in text], bool)  # error path: find the row
-        cols.fail(bad, f"{name} is {_first(text, bad)!r}; expected {what}")
-        raise InputError(f"{cols.path}: cannot parse column {name} as {what}") from None
-
-
-def _is_angle(text: str, unit: u.UnitBase) -> bool:
-    try:
-        Angle(text, unit=unit)
-    except (ValueError, u.UnitsError):
-        return False
-    return True
-
-
-def _indices(cols: _Columns) -> np.ndarray:
+def _indices(cols: Columns) -> np.ndarray:
     values = cols.number(cols.require("index"), "a positive integer", lambda v: (v < 1) | (v != np.round(v)))
     index = values.astype(np.int64)
     cols.index = index
@@ -358,7 +135,7 @@ def _indices(cols: _Columns) -> np.ndarray:
     return index
 
 
-def _positions(cols: _Columns, flags: _Flags) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+def _positions(cols: Columns, flags: Flags) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
     """(ra, dec, x, y, position_pixels); NaN where the other kind of position was given."""
     nan = np.full(len(cols.table), np.nan)
     xname, yname = cols.find("x_or_RA"), cols.find("y_or_Dec")
@@ -375,11 +152,11 @@ def _positions(cols: _Columns, flags: _Flags) -> tuple[np.ndarray, np.ndarray, n
         x = cols.floats(xname, what="a pixel position")
         y = cols.floats(yname, what="a pixel position")
         return nan, nan.copy(), x, y, True
-    ra = _angles(cols, xname, u.hourangle, "RA in degrees or HH:MM:SS.s")
-    dec = _angles(cols, yname, u.deg, "Dec in degrees or DD:MM:SS.s")
+    ra = angle_column(cols, xname, u.hourangle, "RA in degrees or HH:MM:SS.s")
+    dec = angle_column(cols, yname, u.deg, "Dec in degrees or DD:MM:SS.s")
     for name, values, bad, expect in ((xname, ra, (ra < 0) | (ra >= 360), "0 <= RA < 360 deg"),
                                       (yname, dec, np.abs(dec) > 90, "-90 <= Dec <= 90 deg")):  # fmt: skip
-        cols.fail(bad, f"{name} is {_first(values, bad)}; expected {expect}")
+        cols.fail(bad, f"{name} is {first_bad(values, bad)}; expected {expect}")
     return ra, dec, nan, nan.copy(), False
 
 
@@ -411,9 +188,9 @@ def magnitude_columns(
 
 
 def _brightness(
-    cols: _Columns,
+    cols: Columns,
     kind: Kind,
-    flags: _Flags,
+    flags: Flags,
     band: tuple[str, str | None, str | None, str | None],
 ) -> tuple[np.ndarray, str, str]:
     """(countrate e⁻/s, system, column)."""
@@ -425,7 +202,7 @@ def _brightness(
             continue
         if is_rate:
             rate = cols.floats(name, allow_none=allow_none, what="a count rate in e-/s")
-            cols.fail(rate < 0, f"{name} is {_first(rate, rate < 0)}; expected a count rate >= 0 e-/s")
+            cols.fail(rate < 0, f"{name} is {first_bad(rate, rate < 0)}; expected a count rate >= 0 e-/s")
             return rate, "countrate", name
         what = "a magnitude" + (" or None" if allow_none else "")
         mags = cols.floats(name, allow_none=allow_none, what=what)
@@ -472,9 +249,9 @@ def read_catalog(
             f"unknown catalog kind {kind!r}{suggest(str(kind), KINDS)} (expected {', '.join(KINDS)})"
         )
     path = Path(path)
-    table, comments = _read_table(path)
-    flags = _flags(path, comments)
-    cols = _Columns(path, table)
+    table, comments = read_table(path)
+    flags = parse_flags(path, comments)
+    cols = Columns(path, table)
     index = _indices(cols)
     ra, dec, x, y, pixels = _positions(cols, flags)
     rate, system, column = _brightness(cols, kind, flags, (instrument, filter, pupil, detector))
@@ -517,11 +294,11 @@ def read_catalog(
     )
 
 
-def _stamps(cols: _Columns, path: Path) -> tuple[Path, ...]:
+def _stamps(cols: Columns, path: Path) -> tuple[Path, ...]:
     names = cols.strings(cols.require("filename"))
     files = tuple(Path(s) if Path(s).is_absolute() else path.parent / s for s in names)
     missing = np.array([not s or not f.is_file() for s, f in zip(names, files, strict=True)], bool)
-    cols.fail(missing, f"stamp file {_first(names, missing)!r} not found (relative to {path.parent})")
+    cols.fail(missing, f"stamp file {first_bad(names, missing)!r} not found (relative to {path.parent})")
     return files
 
 

@@ -130,7 +130,7 @@ KEYWORDS: Final[tuple[Keyword, ...]] = (
     _K("PC1_2", "wcsinfo.pc1_2", float, "SCI", "Linear transformation matrix element"),
     _K("PC2_1", "wcsinfo.pc2_1", float, "SCI", "Linear transformation matrix element"),
     _K("PC2_2", "wcsinfo.pc2_2", float, "SCI", "Linear transformation matrix element"),
-    _K("S_REGION", "wcsinfo.s_region", str, "SCI", "Spatial extent of the exposure"),
+    _K("S_REGION", "wcsinfo.s_region", str, "SCI", ""),  # long: no room for a comment
     _K("XREF_SCI", "wcsinfo.siaf_xref_sci", float, "SCI", "Aperture X reference point in SCI frame"),
     _K("YREF_SCI", "wcsinfo.siaf_yref_sci", float, "SCI", "Aperture Y reference point in SCI frame"),
     _K("RA_REF", "wcsinfo.ra_ref", float, "SCI", "[deg] Right ascension of the reference point"),

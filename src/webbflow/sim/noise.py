@@ -26,7 +26,8 @@ so each pink stream is the sum of two parts whose spectra add up to ``K f**-alph
 * high frequencies, weight ``1 - w``: an FFT synthesis per *segment* (128 window rows of one
   output, ``T_seg`` long) and group from its own stream; a tile synthesises only the segments
   it touches. Independent segments smear each spectral line by ``sinc²(f T_seg)``; with the
-  crossover several lines above ``1 / T_seg`` this changes the spectrum by ~1 %. A segment
+  crossover several lines above ``1 / T_seg`` the sum of the two parts stays within 2 % of
+  ``K f**-alpha`` (a ripple near the crossover; < 0.5 % elsewhere, alpha 1 to 1.6). A segment
   shorter than ``T_seg`` (window edge) keeps its variance: the power below its first line goes
   to its mean.
 
@@ -43,7 +44,7 @@ output and window-relative segment number (the readout time, not the pixel grid,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Final
 
 import numpy as np
@@ -105,8 +106,9 @@ class NoiseModel:
     def nominal(cls, det: Detector) -> NoiseModel:
         """Nominal amplitudes: fractions 0.3, 0.2, 0.2, 0.2 of the detector's white read noise.
 
-        The correlated components then add ~10 % to the single-frame noise, as on the
-        flight detectors, while the 1/f banding (correlated pink) stays the largest of them.
+        The correlated components add 21 % to the single-frame variance (10 % to the noise), so
+        white noise dominates as in the READNOISE references while the 1/f banding (correlated
+        pink) is the largest correlated term.
         """
         rn = det.read_noise
         return cls(pink_correlated=0.3 * rn, pink_uncorrelated=0.2 * rn, acn=0.2 * rn, pedestal=0.2 * rn)
@@ -131,6 +133,7 @@ class Readout:
     window: tuple[int, int, int, int]
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "window", tuple(int(v) for v in self.window))  # hashable, for the caches
         if min(self.nints, self.ngroups, self.nframes) < 1 or self.groupgap < 0:
             raise UsageError(
                 f"Readout needs nints, ngroups, nframes >= 1 and groupgap >= 0, got {self.nints}, "
@@ -181,6 +184,7 @@ class _Layout:
 
 @lru_cache(maxsize=64)
 def _layout(window: tuple[int, int, int, int], det: Detector) -> _Layout:
+    """The read-order layout of ``window`` (1-based ``(xstart, ystart, xsize, ysize)``) on ``det``."""
     xstart, ystart, xsize, ysize = window
     if xstart + xsize - 1 > det.nx or ystart + ysize - 1 > det.ny:
         raise UsageError(f"window {window} (xstart, ystart, xsize, ysize) does not fit in {det.name}")
@@ -309,6 +313,7 @@ def _lowfreq(
             gen = rng(seed, exposure, Effect.PINK_ROW, WHOLE, WHOLE, integration, int(effect), o)
             series = _synthesise(nfft, amp, n, gen) * np.sqrt(psd_level(sigma, model.alpha, det))
             out[k] = series[idx].mean(axis=1)
+    out.flags.writeable = False  # shared by every tile
     return out
 
 
@@ -346,42 +351,52 @@ class _Tile:
     seg: npt.NDArray[np.int64]  # (ns,) segment number
     out: npt.NDArray[np.int64]  # (nf,) output
     tcol: npt.NDArray[np.int64]  # (nf,) sample within the output's row in read order
-    sign: Array  # (nf,) ACN sign
+    sign: npt.NDArray[np.floating[Any]]  # (nf,) ACN sign
+
+
+def _segment(
+    stream: tuple[Effect, int, float],
+    key: tuple[int, int, int, int, int],
+    n: int,
+    alpha: float,
+    t_seg: float,
+    det: Detector,
+    nframes: int,
+) -> Array:
+    """``n`` samples of one high-frequency stream of segment ``key = (seed, exposure, i, g, seg)``, DN."""
+    effect, o, sigma = stream
+    if sigma == 0:
+        return np.zeros(n)
+    seed, exposure, i, g, seg = key
+    nfft, amp = _hf_amplitude(n, t_seg, alpha)
+    gen = rng(seed, exposure, effect, WHOLE, WHOLE, i, g, o, seg)
+    return _synthesise(nfft, amp, n, gen) * np.sqrt(psd_level(sigma, alpha, det) / nframes)
 
 
 def _high(
     model: NoiseModel, lay: _Layout, det: Detector, tile: _Tile, key: tuple[int, int, int, int], nframes: int
 ) -> Array:
     """(ns, nf) group-averaged high-frequency pink noise and ACN of a tile, DN."""
-    seed, exposure, i, g = key
     plane = np.zeros((tile.trow.size, tile.out.size))
     streams = _streams(model, lay.noutputs)
     if not any(s > 0 for _, _, s in streams):
         return plane
     outputs = np.unique(tile.out)
     slot = np.searchsorted(outputs, tile.out)
-    for seg in np.unique(tile.seg):
+    for seg in np.unique(tile.seg).tolist():
         rows = tile.seg == seg
         first = seg * lay.seg_rows
         nrows = min(lay.seg_rows, lay.nslow - first)
         t0 = first if lay.slow_dir > 0 else lay.nslow - first - nrows
         n = nrows * lay.row_len
-        nfft, amp = _hf_amplitude(n, lay.t_seg, model.alpha)
         alt = 1.0 - 2.0 * (np.arange(n) % lay.row_len % 2)
-
-        def draw(
-            effect: Effect, o: int, sigma: float, n: int = n, nfft: int = nfft, amp: Array = amp
-        ) -> Array:
-            if sigma == 0:
-                return np.zeros(n)
-            gen = rng(seed, exposure, effect, WHOLE, WHOLE, i, g, o, int(seg))
-            scale = np.sqrt(psd_level(sigma, model.alpha, det) / nframes)
-            return _synthesise(nfft, amp, n, gen) * scale
-
-        common = draw(*streams[0])
+        draw = partial(
+            _segment, key=(*key, seg), n=n, alpha=model.alpha, t_seg=lay.t_seg, det=det, nframes=nframes
+        )
+        common = draw(streams[0])
         stack = np.stack(
             [
-                common + draw(*streams[1 + o]) + alt * draw(*streams[1 + lay.noutputs + o])
+                common + draw(streams[1 + o]) + alt * draw(streams[1 + lay.noutputs + o])
                 for o in outputs.tolist()
             ]
         )
@@ -399,8 +414,8 @@ def _low(lf: npt.NDArray[np.float32], lay: _Layout, tile: _Tile) -> Array:
     frac = frac / lay.row_len
     plane = np.empty((tile.trow.size, tile.out.size))
     for o in np.unique(tile.out).tolist():
-        c = np.flatnonzero(tile.out == o)
-        c = slice(c[0], c[-1] + 1)  # an output's columns are contiguous
+        at = np.flatnonzero(tile.out == o)
+        c = slice(at[0], at[-1] + 1)  # an output's columns are contiguous
         # one sample per row (sub == 1): the row's samples broadcast over its columns
         j = tile.trow[:, None] * lay.sub + (col[None, c] if lay.sub > 1 else 0)
         fr = frac[c]
@@ -517,12 +532,6 @@ def _logbins(f: Array, per_decade: int = 10) -> npt.NDArray[np.int64]:
     return np.floor(np.log10(f) * per_decade).astype(np.int64)
 
 
-def _binned(f: Array, *arrays: Array) -> list[Array]:
-    """Means of ``f`` and ``arrays`` over log-spaced frequency bins, and the members per bin (last)."""
-    _, inv, counts = np.unique(_logbins(f), return_inverse=True, return_counts=True)
-    return [np.bincount(inv, a) / counts for a in (f, *arrays)] + [counts.astype(np.float64)]
-
-
 def _jump_response(alpha: float, f_lo: float, ns: int, nout: int, t_row: float, lag: float) -> float:
     """``∫ f**-alpha |C(f)|² df`` of the jump between the means of ``ns`` rows ``lag`` seconds apart."""
     top = 0.5 / t_row  # beyond, only row harmonics damped by the row mean: negligible
@@ -538,7 +547,7 @@ def measure_noise(
     """Estimate the read-noise components of a noise-only ramp, to check :func:`read_noise`.
 
     The ramp is put back in read order. Periodograms (Hann window, mean removed) of each output's
-    rows (0.8–49 kHz at full frame) and of its row means (low frequencies, up to 0.15 / t_row)
+    rows (1.6–49 kHz at full frame) and of its row means (low frequencies, up to 0.15 / t_row)
     are fitted jointly, in log space over log-spaced bins, with the one-sided spectra the model
     predicts: ``K_p f**-a + K_acn (f_N - f)**-a + W`` along a row, ``K_p f**-a |B(f)|² + W_mean``
     for row means (``B`` the row-mean response; the ACN, alternating, appears in the
@@ -591,21 +600,25 @@ def measure_noise(
     spectra = _Spectra()
     means = np.empty((nints, ngroups, lay.noutputs))
     sq = np.zeros((lay.noutputs, ns, lay.nout))
+    chunk = max(1, (16 * 2**20) // (8 * ns * nf))  # groups per step: ~16 MiB of float64
     for i in range(nints):
         prev = None
-        for g in range(ngroups):
-            plane = np.asarray(data[i, g].T if lay.transposed else data[i, g], np.float64)
-            x = plane[rows][:, cols].reshape(ns, lay.noutputs, lay.nout).transpose(1, 0, 2)
-            spectra.add("row", *_periodogram(x, PIXEL_TIME))
-            rm = x.mean(axis=-1)
-            spectra.add("mean", *_periodogram(rm[:, None, :], t_row))
-            spectra.add("alt", *_periodogram((x * parity).mean(axis=-1)[:, None, :], t_row))
-            means[i, g] = rm.mean(axis=-1)
-            if prev is not None:
-                d = x - prev
-                for p in (slice(0, None, 2), slice(1, None, 2)):
-                    sq[..., p] += (d[..., p] - np.median(d[..., p], axis=-1, keepdims=True)) ** 2
-            prev = x
+        for g0 in range(0, ngroups, chunk):
+            planes = np.asarray(data[i, g0 : g0 + chunk], np.float64)
+            planes = planes.transpose(0, 2, 1) if lay.transposed else planes
+            # (groups, outputs, rows, samples) in read order
+            x = planes[:, rows][:, :, cols].reshape(-1, ns, lay.noutputs, lay.nout).transpose(0, 2, 1, 3)
+            spec, scale = _periodogram(x, PIXEL_TIME)
+            spectra.add("row", spec.transpose(1, 0, 2, 3).reshape(lay.noutputs, -1, scale.size), scale)
+            rm = x.mean(axis=-1).transpose(1, 0, 2)  # (outputs, groups, rows)
+            spectra.add("mean", *_periodogram(rm, t_row))
+            spectra.add("alt", *_periodogram((x * parity).mean(axis=-1).transpose(1, 0, 2), t_row))
+            means[i, g0 : g0 + len(x)] = rm.mean(axis=-1).T
+            both = x if prev is None else np.concatenate([prev[None], x])
+            d = np.diff(both, axis=0)
+            for p in (slice(0, None, 2), slice(1, None, 2)):
+                sq[..., p] += np.sum((d[..., p] - np.median(d[..., p], axis=-1, keepdims=True)) ** 2, axis=0)
+            prev = x[-1]
     fit = _fit_spectra(spectra, lay, ns)
     band = _band(fit["alpha"], 1.0 / det.frame_time_full, _NYQUIST)
     white = np.sqrt(fit["W"] / (2 * PIXEL_TIME))
@@ -671,20 +684,21 @@ def _fit_spectra(spectra: _Spectra, lay: _Layout, ns: int) -> dict[str, Any]:
     kp, ka, alpha, w = float(np.exp(p[0])), float(np.exp(p[1])), float(p[2]), float(np.exp(p[3]))
     kc = np.nan
     if lay.noutputs > 1:
-        cross_row, _ = spectra.mean("row_cross")
-        cross_mean, _ = spectra.mean("mean_cross")
+        # weighted least squares of K_c, each log bin weighted by its inverse variance ~ n / auto²
+        (cross_row, n_cr), (cross_mean, n_cm) = spectra.mean("row_cross"), spectra.mean("mean_cross")
         m_row, m_mean, _ = model(p)
         num = den = 0.0
-        for (_, inv, c), d, unit, auto in zip(
+        for (_, inv, c), d, n, unit, auto in zip(
             bins[:2],
             (cross_row[use_row], cross_mean[use_mean]),
+            (n_cr, n_cm),
             (fr**-alpha, fm**-alpha * resp),
             (m_row, m_mean),
             strict=True,
         ):
             db, ub, ab = (np.bincount(inv, v) / c for v in (d, unit, auto))
-            num += float(np.sum(c * db * ub / ab**2))
-            den += float(np.sum(c * ub**2 / ab**2))
+            num += float(np.sum(c * n * db * ub / ab**2))
+            den += float(np.sum(c * n * ub**2 / ab**2))
         kc = num / den
     (_, inv_r, c_r), (_, inv_m, c_m) = bins[0], bins[1]
     m_row, m_mean, _ = model(p)

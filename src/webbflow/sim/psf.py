@@ -15,11 +15,15 @@ Three sources, chosen by :func:`get_psf`:
 * **poppy model** (default): a JWST-like pupil (18 hexagonal segments of
   1.32 m flat-to-flat with 7 mm gaps and no central segment; a 0.74 m
   secondary obscuration on three 0.1 m struts, one along +y), a fixed
-  low-order wavefront error (Noll Z4–Z11, 80 nm rms over the pupil), integrated
+  low-order wavefront error (Noll Z4–Z11, mostly even terms with little coma,
+  80 nm rms over the pupil), integrated
   over the top-hat band with the filter's pivot wavelength and width, the
   matrix Fourier transform sampled finely enough to be Nyquist sampled, then
-  convolved with the pixel box in Fourier space (exact for a band-limited PSF).
-  One model serves every detector of an instrument: no field dependence.
+  convolved with the pixel box in Fourier space (exact for a band-limited PSF)
+  and shifted so that the core's windowed centroid (Gaussian window of
+  σ ≈ λ/2D) is the source position: centroids and PSF fits measured on
+  simulated images then return the catalogue positions. One model serves every
+  detector of an instrument: no field dependence.
 * **gridded library** (``library=``): a webbpsf/stpsf gridded PSF FITS file (a
   cube of oversampled ePSFs with ``OVERSAMP`` and ``DET_YX<i>`` keywords); the
   PSF nearest the detector centre is used, with no spatial interpolation yet.
@@ -64,7 +68,7 @@ FOV_PIXELS: Final = 63
 #: Nominal detector pixel scales, arcsec/pixel (the caller may pass pysiaf's).
 PIXEL_SCALES: Final[Mapping[str, float]] = {"SHORT": 0.0311, "LONG": 0.0630, "NIS": 0.0656, "FGS": 0.069}
 #: Fixed low-order wavefront error: relative weights of Noll Z4 … Z11, scaled to WFE_RMS_NM over the pupil.
-WFE_WEIGHTS: Final = (30.0, -25.0, 20.0, 35.0, -15.0, 20.0, 10.0, -25.0)
+WFE_WEIGHTS: Final = (25.0, -20.0, 30.0, 4.0, -3.0, 20.0, -15.0, 18.0)
 #: Root-mean-square wavefront error over the pupil, nm.
 WFE_RMS_NM: Final = 80.0
 #: Side of the square pupil grid, m (the 2-ring pupil spans 6.64 m vertex to vertex).
@@ -382,16 +386,41 @@ def _generate(
     for wave in waves:
         mono = _mft_psf(wave, scale_int, n_int) if source == "poppy" else _airy_psf(wave, scale_int, n_int)
         intensity += mono / nwaves
-    # Pixel response: a box one detector pixel wide, applied as its sinc transfer function.
+    # Pixel response: a box one detector pixel wide, applied as its sinc transfer function; and a
+    # shift that puts the core's windowed centroid on the grid centre, where a source's position is.
+    sigma = 0.5 * (lo + hi) * 1e-6 / (2.0 * PUPIL_GRID_M) * _ARCSEC / scale_int  # ~lambda/2D, internal px
+    shift_y, shift_x = _core_centroid(intensity, sigma)
     npad = n_int + 2 * step
     freq_y = np.fft.fftfreq(npad)[:, None]
     freq_x = np.fft.rfftfreq(npad)[None, :]
     spec = np.fft.rfft2(intensity, s=(npad, npad)) * np.sinc(step * freq_y) * np.sinc(step * freq_x)
+    spec *= np.exp(2j * np.pi * (freq_y * shift_y + freq_x * shift_x))
     epsf = np.fft.irfft2(spec, s=(npad, npad))[:n_int, :n_int] * step**2
     # Keep the points that coincide with the output grid (internal index sup*m + (sup-1)/2), less the margin.
     fine = epsf[(sup - 1) // 2 :: sup, (sup - 1) // 2 :: sup]
     cut = _MARGIN * oversample
     return np.ascontiguousarray(fine[cut:-cut, cut:-cut]), nwaves
+
+
+def _core_centroid(image: np.ndarray, sigma: float) -> tuple[float, float]:
+    """Offset from the array centre of the Gaussian-windowed centroid of the core, pixels.
+
+    The window (``sigma`` pixels) follows the centroid until it settles, like SExtractor's XWIN.
+    """
+    ny, nx = image.shape
+    yy = np.arange(ny)[:, None] - (ny - 1) / 2.0
+    xx = np.arange(nx)[None, :] - (nx - 1) / 2.0
+    cy = cx = 0.0
+    for _ in range(20):
+        weighted = image * np.exp(-0.5 * ((yy - cy) ** 2 + (xx - cx) ** 2) / sigma**2)
+        total = weighted.sum()
+        # For a Gaussian-like core, doubling the step converges in a few iterations.
+        dy = 2.0 * ((weighted * yy).sum() / total - cy)
+        dx = 2.0 * ((weighted * xx).sum() / total - cx)
+        cy, cx = cy + dy, cx + dx
+        if abs(dy) < 1e-6 and abs(dx) < 1e-6:
+            break
+    return cy, cx
 
 
 @functools.lru_cache(maxsize=2)

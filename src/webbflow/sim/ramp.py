@@ -331,6 +331,20 @@ def ipc_kernel(*, signal: np.ndarray, kernel: np.ndarray) -> Signal:
     return Signal(out.astype(np.float32))
 
 
+def reset_offsets(plan: RampPlan, y0: int, ny: int, x0: int, nx: int) -> np.ndarray:
+    """Per-integration reset (kTC) offset of each pixel, (nints, ny, nx) float64 DN.
+
+    Constant within an integration, so it cancels in slopes; drawn per block.
+    """
+    reset = np.empty((plan.nints, ny, nx))
+    for by, bx, ys, xs in blocks(y0, y0 + ny, x0, x0 + nx):
+        sl = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
+        for i in range(plan.nints):
+            gen = rng(plan.seed, plan.exposure, Effect.RESET, by, bx, i)
+            reset[(i, *sl)] = gen.normal(0.0, RESET_NOISE_DN, (ys.stop - ys.start, xs.stop - xs.start))
+    return reset
+
+
 def raw_kernel(
     *,
     y: np.ndarray,
@@ -366,13 +380,7 @@ def raw_kernel(
     if plan.superbias:
         raw += np.nan_to_num(superbias.astype(np.float64))[None, None]
     if plan.read_noise:
-        reset = np.empty((plan.nints, ny, nx))
-        for by, bx, ys, xs in blocks(y0, y0 + ny, x0, x0 + nx):
-            sl = (slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0))
-            for i in range(plan.nints):
-                gen = rng(plan.seed, plan.exposure, Effect.RESET, by, bx, i)
-                reset[(i, *sl)] = gen.normal(0.0, RESET_NOISE_DN, (ys.stop - ys.start, xs.stop - xs.start))
-        raw += reset[:, None]
+        raw += reset_offsets(plan, y0, ny, x0, nx)[:, None]
         det = get_detector(plan.detector)
         model = plan.noise or hxrg.NoiseModel(0.0, 0.0, 0.0, 0.0)
         white = np.nan_to_num(readnoise.astype(np.float64))
