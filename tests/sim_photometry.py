@@ -155,7 +155,7 @@ def fit_positions(
         psf_model(psf),
         (fit_shape, fit_shape),
         aperture_radius=apertures.radius,
-        local_bkg_estimator=LocalBackground(apertures.r_in, apertures.r_out, MedianBackground()),
+        local_bkg_estimator=LocalBackground(apertures.r_in, apertures.r_out, bkg_estimator=MedianBackground()),
     )
     init = Table({"id": np.arange(1, x_init.size + 1), "x_init": x_init, "y_init": y_init})
     return phot(image, error=error, mask=mask, init_params=init)
@@ -356,3 +356,119 @@ def format_table(rows: list[dict[str, float]], title: str) -> str:
             f"{r['pos_within']:7.0%}"
         )
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Closure:
+    """Measured against true values for every star; arrays of shape (n,)."""
+
+    mag: np.ndarray
+    """Catalog magnitude."""
+    true_flux: np.ndarray
+    """Input count rate, e⁻/s."""
+    flux: np.ndarray
+    """Measured total count rate, e⁻/s (NaN when not measured)."""
+    sigma: np.ndarray
+    """Its expected 1-sigma error, e⁻/s."""
+    dx: np.ndarray
+    """PSF-fit minus true x, pixels."""
+    dy: np.ndarray
+    """PSF-fit minus true y, pixels."""
+    kept: np.ndarray
+    """bool: measured and not excluded."""
+    excluded: dict[str, int]
+    """Stars left out, by reason (a star counts under its first reason)."""
+    saturated: np.ndarray
+    """bool: a SATURATED pixel in the aperture (kept unless also DO_NOT_USE)."""
+    jump_core: np.ndarray
+    """bool: a JUMP_DET pixel within 1.5 px of the star (kept)."""
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """Measured / true flux."""
+        return self.flux / self.true_flux
+
+    @property
+    def normalized(self) -> np.ndarray:
+        """(measured − true) / sigma."""
+        return (self.flux - self.true_flux) / self.sigma
+
+    @property
+    def snr(self) -> np.ndarray:
+        """Expected signal-to-noise ratio, measured flux / sigma."""
+        return self.flux / self.sigma
+
+    @property
+    def offset(self) -> np.ndarray:
+        """Position error, pixels."""
+        return np.hypot(self.dx, self.dy)
+
+    def table(self, edges: Sequence[float]) -> list[dict[str, float]]:
+        """:func:`closure_table` of the kept stars."""
+        k = self.kept
+        return closure_table(
+            self.mag[k], self.ratio[k], self.normalized[k], self.offset[k], self.snr[k], edges
+        )
+
+
+def measure_closure(
+    image: np.ndarray,
+    error: np.ndarray,
+    dq: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    true_flux: np.ndarray,
+    mag: np.ndarray,
+    psf: PSF,
+    apertures: Apertures,
+    *,
+    bits: dict[str, int],
+) -> Closure:
+    """Fit positions, measure neighbour-subtracted aperture fluxes, compare with the truth.
+
+    Parameters
+    ----------
+    image, error : numpy.ndarray, shape (ny, nx), float
+        Calibrated rate and its error, e⁻/s.
+    dq : numpy.ndarray, shape (ny, nx), uint32
+        Rate DQ.
+    x, y, true_flux, mag : numpy.ndarray, shape (n,)
+        True positions (array pixel coordinates), count rates (e⁻/s) and magnitudes.
+    psf
+        The simulation's effective PSF.
+    apertures
+        Photometry radii.
+    bits
+        DQ values of ``DO_NOT_USE``, ``SATURATED`` and ``JUMP_DET``.
+    """
+    bad_pixel = ((dq & bits["DO_NOT_USE"]) != 0) | ~np.isfinite(image) | ~np.isfinite(error)
+    xg, yg = peak_guesses(image, x, y)
+    fit = fit_positions(image, np.where(bad_pixel, 1.0, error), bad_pixel, xg, yg, psf, apertures)
+    xf, yf = np.asarray(fit["x_fit"], float), np.asarray(fit["y_fit"], float)
+    flags = np.asarray(fit["flags"], int)
+    fit_flux = np.where(flags == 0, np.asarray(fit["flux_fit"], float), np.nan)
+    field = model_image(image.shape, xf, yf, fit_flux, psf)
+    phot = aperture_fluxes(
+        image, error**2, bad_pixel, xf, yf, psf, apertures, neighbours=field, own_flux=np.nan_to_num(fit_flux)
+    )
+    yy, xx = np.indices(image.shape)
+    saturated = np.zeros(x.size, bool)
+    jump_core = np.zeros(x.size, bool)
+    for i in range(x.size):  # per-star flag census in a small box
+        ys = slice(max(int(y[i]) - 5, 0), int(y[i]) + 6)
+        xs = slice(max(int(x[i]) - 5, 0), int(x[i]) + 6)
+        r2 = (xx[ys, xs] - x[i]) ** 2 + (yy[ys, xs] - y[i]) ** 2
+        box = dq[ys, xs]
+        saturated[i] = bool(((box & bits["SATURATED"]) != 0)[r2 <= apertures.radius**2].any())
+        jump_core[i] = bool(((box & bits["JUMP_DET"]) != 0)[r2 <= 1.5**2].any())
+    reasons = {
+        "DO_NOT_USE or NaN in the aperture": phot.bad,
+        "PSF fit flagged": flags != 0,
+        "not measured": ~np.isfinite(phot.flux),
+    }
+    kept = np.ones(x.size, bool)
+    excluded = {}
+    for name, hit in reasons.items():
+        excluded[name] = int((hit & kept).sum())
+        kept &= ~hit
+    return Closure(mag, true_flux, phot.flux, phot.sigma, xf - x, yf - y, kept, excluded, saturated, jump_core)

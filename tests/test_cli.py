@@ -65,15 +65,33 @@ def test_step_args_and_parameter_files(tmp_path: Path) -> None:
 
 
 def test_demo_command_writes_and_calibrates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The README's main job, at a small size: test pattern in, rate and rateints out."""
+    """The README's main job, at a small size: simulate a field, then calibrate it."""
     out = tmp_path / "demo"
-    code, stdout, _ = _run(capsys, "demo", "--output-dir", str(out), "--size", "64", "--ngroups", "4")
-    assert code == 0 and "TEST PATTERN" in stdout
+    args = ("demo", "-o", str(out), "--aperture", "NRCA1_SUB160", "--ngroups", "4", "--stars", "20")
+    code, stdout, _ = _run(capsys, *args, "--galaxies", "5")
+    assert code == 0 and "Simulating NRCA1_SUB160" in stdout
     names = sorted(p.name for p in out.iterdir())
-    assert names == [
+    root = "jw09999001001_01101_00001_nrca1"
+    assert names == sorted(
+        [
+            "demo_galaxies.cat",
+            "demo_ptsrc.cat",
+            f"{root}_F200W_CLEAR_final_seed_image.fits",
+            f"{root}_rate.fits",
+            f"{root}_rateints.fits",
+            f"{root}_uncal.fits",
+        ]
+    )
+    code, _, err = _run(capsys, *args, "--galaxies", "5")
+    assert code == 1 and "exists; pass --overwrite" in err
+
+
+def test_demo_test_pattern(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "demo"
+    code, stdout, _ = _run(capsys, "demo", "--test-pattern", "-o", str(out), "--size", "64", "--ngroups", "4")
+    assert code == 0 and "TEST PATTERN" in stdout
+    assert sorted(p.name for p in out.iterdir()) == [
         "webbflow_demo_nrca1_rate.fits",
         "webbflow_demo_nrca1_rateints.fits",
         "webbflow_demo_nrca1_uncal.fits",
     ]
-    code, _, err = _run(capsys, "demo", "--output-dir", str(out), "--size", "64", "--ngroups", "4")
-    assert code == 1 and "exists; pass --overwrite" in err

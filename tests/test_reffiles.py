@@ -23,6 +23,7 @@ from webbflow.detectors import get_detector
 from webbflow.engine.step import RefFile, default_resolver
 from webbflow.errors import ReferenceFileError
 from webbflow.io.reffiles import ReferenceResolver, cache_root, default_reference, open_reference
+from webbflow.io.reffiles.arrays import GENERATOR_VERSION
 from webbflow.io.reffiles.defaults import DATAMODELS, dark_frames_needed
 from webbflow.testing import make_exposure, raise_if_dask_computes
 
@@ -74,7 +75,7 @@ def test_files_are_in_the_versioned_cache(default_set: dict[str, Path]) -> None:
     root = cache_root()
     assert root.name.startswith("defaults-v") and str(root).startswith(os.environ["WEBBFLOW_CACHE"])
     assert sorted(p.name for p in root.iterdir()) == ["NRCA1"]  # only the detector asked for
-    assert default_set["dark"].name.endswith("_dark_10f_v1.fits")
+    assert default_set["dark"].name.endswith(f"_dark_10f_v{GENERATOR_VERSION}.fits")
     assert not list(root.rglob("*.partial"))
 
 

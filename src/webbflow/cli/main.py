@@ -69,14 +69,24 @@ def _build_parser() -> argparse.ArgumentParser:
     info.add_argument("file", type=Path)
     info.add_argument("--json", action="store_true", help="print the metadata as JSON")
 
-    demo = sub.add_parser("demo", help="write a synthetic test-pattern exposure and calibrate it")
+    demo = sub.add_parser(
+        "demo", help="simulate a NIRCam star and galaxy field and calibrate it (offline, no setup)"
+    )
     demo.add_argument("--output-dir", "-o", type=Path, default=Path("webbflow-demo"))
-    demo.add_argument("--size", type=int, default=512, help="subarray edge in pixels (default 512)")
-    demo.add_argument("--full-frame", action="store_true", help="2048x2048 instead of a subarray")
+    demo.add_argument("--aperture", default="NRCA1_SUB640", help="SIAF aperture (default NRCA1_SUB640)")
+    demo.add_argument("--full-frame", action="store_true", help="the detector's full frame (NRCA1_FULL)")
+    demo.add_argument("--filter", default="F200W")
+    demo.add_argument("--readpatt", default="RAPID")
     demo.add_argument("--ngroups", type=int, default=10)
     demo.add_argument("--nints", type=int, default=1)
-    demo.add_argument("--detector", default="NRCA1")
+    demo.add_argument("--stars", type=int, default=300, help="stars in the synthetic field")
+    demo.add_argument("--galaxies", type=int, default=100, help="galaxies in the synthetic field")
     demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument(
+        "--test-pattern", action="store_true", help="a synthetic test pattern instead of a simulation"
+    )
+    demo.add_argument("--size", type=int, default=512, help="test pattern: subarray edge in pixels")
+    demo.add_argument("--detector", default="NRCA1", help="test pattern: detector")
     demo.add_argument("--scheduler")
     demo.add_argument("--overwrite", action="store_true")
     return parser
@@ -273,11 +283,55 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from webbflow.demo import write_test_pattern
-    from webbflow.graphs.runner import RunOptions, run_detector1
+    from webbflow.graphs.runner import RunOptions, run_detector1, run_simulate
+    from webbflow.sim.config import config_from_dict
+    from webbflow.sim.field import write_field
 
     out: Path = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
+    options = RunOptions(output_dir=out, scheduler=args.scheduler, overwrite=args.overwrite)
+    if args.test_pattern:
+        return _demo_test_pattern(args, options)
+    aperture = args.aperture if not args.full_frame else args.aperture.split("_")[0] + "_FULL"
+    ra, dec = 53.1625, -27.7914
+    print(f"Writing a synthetic field ({args.stars} stars, {args.galaxies} galaxies) as Mirage catalogs...")
+    cats = write_field(
+        out, ra=ra, dec=dec, width_arcsec=150.0 if args.full_frame else 30.0, n_stars=args.stars,
+        n_galaxies=args.galaxies, bands=(("NIRCAM", args.filter, "CLEAR"),), seed=args.seed, name="demo",
+    )  # fmt: skip
+    config = config_from_dict(
+        {
+            "instrument": "NIRCAM",
+            "aperture": aperture,
+            "filter": args.filter,
+            "readout": {"readpatt": args.readpatt, "ngroups": args.ngroups, "nints": args.nints},
+            "pointing": {"ra": ra, "dec": dec, "v3pa": 0.0},
+            "catalogs": {"point": [cats.point], "galaxy": [cats.galaxy] if cats.galaxy else []},
+            "background": {"level": "low"},
+            "seed": args.seed,
+            "observation": {"program": "09999", "target_name": "WEBBFLOW DEMO FIELD"},
+            "output": {"directory": out, "products": ["uncal", "seed"]},
+        },
+        "demo",
+    )
+    print(
+        f"Simulating {aperture} {args.filter} {args.readpatt} x{args.ngroups} groups (embedded references)..."
+    )
+    paths = run_simulate([config], options)
+    uncal = next(p for p in paths if p.name.endswith("_uncal.fits"))
+    print("Calibrating it with Detector1 (embedded default reference files, no network)...")
+    paths += run_detector1([uncal], {}, options)
+    print("Products:")
+    for path in paths:
+        print(f"  {path}")
+    return EXIT_OK
+
+
+def _demo_test_pattern(args: argparse.Namespace, options: Any) -> int:
+    from webbflow.demo import write_test_pattern
+    from webbflow.graphs.runner import run_detector1
+
+    out: Path = args.output_dir
     subarray = None if args.full_frame else (1, 1, args.size, args.size)
     uncal = out / f"webbflow_demo_{args.detector.lower()}_uncal.fits"
     print(f"Writing a synthetic TEST PATTERN exposure (not a physical simulation): {uncal}")
@@ -291,9 +345,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print("Calibrating it with Detector1 (embedded default reference files, no network)...")
-    paths = run_detector1(
-        [uncal], {}, RunOptions(output_dir=out, scheduler=args.scheduler, overwrite=args.overwrite)
-    )
+    paths = run_detector1([uncal], {}, options)
     print("Products:")
     for path in [uncal, *paths]:
         print(f"  {path}")
