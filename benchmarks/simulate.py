@@ -59,7 +59,7 @@ def _write_configs(work: Path, case: str, ngroups: int, sources: int) -> list[Pa
     """Configs of a case; each detector's reference point placed by the module's attitude."""
     apertures = ["NRCA1_FULL"] if case == "one" else [f"NRCA{i}_FULL" for i in range(1, 5)]
     width = 70.0 if case == "one" else 140.0
-    centre = Geometry.from_aperture("NRCA1_FULL" if case == "one" else "NRCAS_FULL", Pointing(RA, DEC, 0.0))
+    reference = "NRCA1_FULL" if case == "one" else "NRCAS_FULL"  # module A SW centre
     n = sources * len(apertures)
     cats = write_field(
         work / "catalogs",
@@ -73,7 +73,7 @@ def _write_configs(work: Path, case: str, ngroups: int, sources: int) -> list[Pa
     )
     paths = []
     for i, aperture in enumerate(apertures):
-        geo = Geometry.from_aperture(aperture, Pointing(RA, DEC, 0.0), reference=centre.aperture)
+        geo = Geometry.from_aperture(aperture, Pointing(RA, DEC, 0.0), reference=reference)
         ra, dec = geo.pixel_to_sky(*geo.reference_pixel)
         cfg = _config(aperture, float(ra), float(dec), cats, ngroups, work / case, i + 1)
         path = work / f"{case}_{aperture}.yaml"

@@ -1,22 +1,25 @@
 """Star-field photometry for the simulator's closure test (test-side helper, not package code).
 
-Three pieces:
+* :func:`jittered_grid`, :func:`write_point_catalog`: an isolated-star field written as an
+  ordinary Mirage RA/Dec catalog;
+* :func:`fit_positions`: positions by PSF fitting with photutils' ``PSFPhotometry`` and an
+  ``ImagePSF`` made from the simulation's own effective PSF;
+* :func:`aperture_fluxes`: circular-aperture fluxes with a local background (the median of an
+  annulus), corrected to total flux by the same operations applied to a noiseless model of the
+  star (same PSF, same sub-pixel position), optionally with the other stars' fitted models
+  (:func:`model_image`) removed first; expected noise from the calibrated ``err`` and the
+  background estimate;
+* :func:`measure_closure`: all of it for a calibrated image and its truth, giving a
+  :class:`Closure`; :func:`closure_table` / :func:`format_table`: bias and scatter per
+  magnitude bin.
 
-* :func:`jittered_grid` and :func:`write_point_catalog`: an isolated-star field as
-  an ordinary Mirage RA/Dec catalog;
-* :func:`fit_positions`: PSF-fitting positions with photutils' ``PSFPhotometry``
-  and an ``ImagePSF`` made from the simulation's own effective PSF;
-* :func:`aperture_fluxes`: circular-aperture fluxes with a local background (the
-  median of an annulus), corrected to total flux by the same operations applied to
-  a noiseless model of each star (same PSF, same sub-pixel phase), with the
-  expected noise from the calibrated ``err`` and the background estimate;
-
-plus :func:`closure_table` / :func:`format_table`, the bias and scatter per
-magnitude bin. Images here are in e⁻/s (``rate.sci`` × gain).
+Images are in e⁻/s (``rate.sci`` × gain); positions are array pixel coordinates (pixel
+centres at integers).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,9 +59,9 @@ def jittered_grid(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions on a square grid, each moved uniformly by up to ``jitter`` pixels along x and y.
 
-    Neighbours stay at least ``spacing - 2 * jitter`` apart along one axis at least,
-    so the stars are isolated when that exceeds the background annulus; the
-    sub-pixel phases are uniform.
+    Any two positions differ by at least ``spacing - 2 * jitter`` along x or along y,
+    so the stars are isolated when that exceeds the background annulus; sub-pixel
+    phases are uniform.
 
     Parameters
     ----------
@@ -95,8 +98,8 @@ def write_point_catalog(
         {"index": np.arange(1, ra.size + 1), "x_or_RA": ra, "y_or_Dec": dec, column: np.round(mag, 5)}
     )
     table.meta["comments"] = ["abmag", "isolated stars for the closure test"]
-    table.write(path, format="ascii.basic", delimiter=" ", comment="# ", formats={"x_or_RA": "%.10f",
-                "y_or_Dec": "%.10f"}, overwrite=True)  # fmt: skip
+    formats = {"x_or_RA": "%.10f", "y_or_Dec": "%.10f"}
+    table.write(path, format="ascii.basic", delimiter=" ", comment="# ", formats=formats, overwrite=True)
     return path
 
 
@@ -155,7 +158,9 @@ def fit_positions(
         psf_model(psf),
         (fit_shape, fit_shape),
         aperture_radius=apertures.radius,
-        local_bkg_estimator=LocalBackground(apertures.r_in, apertures.r_out, bkg_estimator=MedianBackground()),
+        local_bkg_estimator=LocalBackground(
+            apertures.r_in, apertures.r_out, bkg_estimator=MedianBackground()
+        ),
     )
     init = Table({"id": np.arange(1, x_init.size + 1), "x_init": x_init, "y_init": y_init})
     return phot(image, error=error, mask=mask, init_params=init)
@@ -275,6 +280,8 @@ def aperture_fluxes(
         bad[i] = bool((m_a & (w > 0)).any()) or good_n.sum() < 10
         if bad[i]:
             continue
+        data_a = np.where(w > 0, data_a, 0.0)  # pixels of the box outside the aperture may be NaN
+        var_a = np.where(w > 0, var_a, 0.0)
         area = w.sum()
         bkg = np.median(data_n[good_n])
         spread = MAD_SIGMA * np.median(np.abs(data_n[good_n] - bkg))
@@ -301,7 +308,7 @@ def closure_table(
     normalized: np.ndarray,
     offset: np.ndarray,
     snr: np.ndarray,
-    edges: Sequence[float],
+    edges: Sequence[float] | np.ndarray,
 ) -> list[dict[str, float]]:
     """Bias and scatter per magnitude bin.
 
@@ -322,7 +329,7 @@ def closure_table(
         (median offset, px), ``pos_within`` (fraction within 0.05 px).
     """
     rows = []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         sel = (mag >= lo) & (mag < hi)
         k = int(sel.sum())
         rows.append(
@@ -403,7 +410,7 @@ class Closure:
         """Position error, pixels."""
         return np.hypot(self.dx, self.dy)
 
-    def table(self, edges: Sequence[float]) -> list[dict[str, float]]:
+    def table(self, edges: Sequence[float] | np.ndarray) -> list[dict[str, float]]:
         """:func:`closure_table` of the kept stars."""
         k = self.kept
         return closure_table(
@@ -451,16 +458,16 @@ def measure_closure(
     phot = aperture_fluxes(
         image, error**2, bad_pixel, xf, yf, psf, apertures, neighbours=field, own_flux=np.nan_to_num(fit_flux)
     )
-    yy, xx = np.indices(image.shape)
     saturated = np.zeros(x.size, bool)
     jump_core = np.zeros(x.size, bool)
     for i in range(x.size):  # per-star flag census in a small box
         ys = slice(max(int(y[i]) - 5, 0), int(y[i]) + 6)
         xs = slice(max(int(x[i]) - 5, 0), int(x[i]) + 6)
-        r2 = (xx[ys, xs] - x[i]) ** 2 + (yy[ys, xs] - y[i]) ** 2
-        box = dq[ys, xs]
-        saturated[i] = bool(((box & bits["SATURATED"]) != 0)[r2 <= apertures.radius**2].any())
-        jump_core[i] = bool(((box & bits["JUMP_DET"]) != 0)[r2 <= 1.5**2].any())
+        yy, xx = np.mgrid[ys, xs]
+        r2 = (xx - x[i]) ** 2 + (yy - y[i]) ** 2
+        box = np.asarray(dq[ys, xs], np.int64)
+        saturated[i] = bool((box[r2 <= apertures.radius**2] & bits["SATURATED"]).any())
+        jump_core[i] = bool((box[r2 <= 1.5**2] & bits["JUMP_DET"]).any())
     reasons = {
         "DO_NOT_USE or NaN in the aperture": phot.bad,
         "PSF fit flagged": flags != 0,
@@ -471,4 +478,6 @@ def measure_closure(
     for name, hit in reasons.items():
         excluded[name] = int((hit & kept).sum())
         kept &= ~hit
-    return Closure(mag, true_flux, phot.flux, phot.sigma, xf - x, yf - y, kept, excluded, saturated, jump_core)
+    return Closure(
+        mag, true_flux, phot.flux, phot.sigma, xf - x, yf - y, kept, excluded, saturated, jump_core
+    )

@@ -50,7 +50,8 @@ def test_cli_run_writes_rate_and_rateints(
         assert model.meta.cal_step.jump == "COMPLETE" and model.meta.cal_step.ramp_fit == "COMPLETE"
         assert model.meta.ref_file.dark.name.startswith("webbflow://")
         good = (model.dq & 1) == 0
-        assert np.isfinite(model.data[good]).all() and np.median(model.data[good]) > 0
+        assert np.isfinite(model.data[good]).all()
+        assert model.meta.cal_step.refpix == "COMPLETE"
         assert np.all(model.err[good] > 0)
     with datamodels.open(rateints) as model:
         assert type(model).__name__ == "CubeModel" and model.data.shape == (2, 96, 96)

@@ -248,7 +248,9 @@ def _block_ramp(plan: _Plan, by: int, bx: int) -> np.ndarray:
     bias += np.asarray(det.amp_bias_offsets)[amp] + fast_pattern[fast]
     reset = _rng(plan.seed, by, bx, Effect.RESET).normal(0.0, 12.0, (nints, 1, BLOCK, BLOCK))
     read = _rng(plan.seed, by, bx, Effect.READ).normal(
-        0.0, det.read_noise / np.sqrt(plan.nframes), (nints, ngroups, BLOCK, BLOCK)
+        0.0,
+        det.read_noise / np.sqrt(2 * plan.nframes),
+        (nints, ngroups, BLOCK, BLOCK),  # READNOISE is CDS
     )
     raw = signal + bias + reset + read
     raw += drift[:, :, amp, fast % 2] + row_noise[:, :, slow]

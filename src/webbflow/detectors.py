@@ -50,7 +50,9 @@ class Detector:
     gain
         Mean gain, e⁻/DN.
     read_noise
-        Single-read read noise, DN (what jwst ``READNOISE`` references hold).
+        Read noise, DN, as jwst ``READNOISE`` references hold it: the noise of a
+        correlated double sample (a difference of two reads), so one read carries
+        ``read_noise / sqrt(2)``.
     dark_current
         Mean dark current, e⁻/s.
     saturation

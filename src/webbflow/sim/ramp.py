@@ -365,7 +365,8 @@ def raw_kernel(
     superbias
         (ny, nx) float32 bias level, DN (the ``SUPERBIAS`` reference).
     readnoise
-        (ny, nx) float32 single-frame read noise, DN (the ``READNOISE`` reference).
+        (ny, nx) float32 ``READNOISE`` reference, DN: the noise of a difference of two reads,
+        as jwst's ramp fitting and jump detection read it; one read gets ``readnoise / √2``.
     plan
         The exposure's :class:`RampPlan`.
 
@@ -383,7 +384,7 @@ def raw_kernel(
         raw += reset_offsets(plan, y0, ny, x0, nx)[:, None]
         det = get_detector(plan.detector)
         model = plan.noise or hxrg.NoiseModel(0.0, 0.0, 0.0, 0.0)
-        white = np.nan_to_num(readnoise.astype(np.float64))
+        white = np.nan_to_num(readnoise.astype(np.float64)) / np.sqrt(2.0)
         raw += hxrg.read_noise(
             model, plan.readout, det, plan.seed, plan.exposure, y0, y0 + ny, x0, x0 + nx, white
         )

@@ -22,7 +22,7 @@ from webbflow import dq
 from webbflow.detectors import Detector
 
 #: Bumped whenever any generated value changes: the cache folder carries it.
-GENERATOR_VERSION: Final = "2"
+GENERATOR_VERSION: Final = "3"
 
 #: Number of linearity polynomial coefficients (c0 … c3).
 N_LINEARITY_COEFFS: Final = 4
@@ -88,14 +88,19 @@ def amp_map(det: Detector, values: np.ndarray | tuple[float, ...]) -> np.ndarray
 
 
 def mask_dq(det: Detector) -> np.ndarray:
-    """Mask DQ (y, x) uint32 in **standard** bits: dead, hot, warm, low QE, reference pixels."""
+    """Mask DQ (y, x) uint32 in **standard** bits: dead, hot, warm, low QE, reference pixels.
+
+    Reference pixels are REFERENCE_PIXEL only: ``refpix`` (jwst's and ours) uses just the
+    reference pixels *without* DO_NOT_USE, so flagging the border DO_NOT_USE would turn the
+    reference-pixel correction off.
+    """
     d = defect_classes(det)
     out = np.zeros((det.ny, det.nx), np.uint32)
     out[d.dead] = dq.DEAD | dq.DO_NOT_USE
     out[d.hot] = dq.HOT | dq.DO_NOT_USE
     out[d.warm] = dq.WARM
     out[d.low_qe] = dq.LOW_QE
-    out[refpix_border(det)] = dq.REFERENCE_PIXEL | dq.DO_NOT_USE
+    out[refpix_border(det)] = dq.REFERENCE_PIXEL
     return out
 
 
