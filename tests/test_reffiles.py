@@ -156,8 +156,8 @@ def test_dark_frames_needed() -> None:
 def test_unknown_detector_or_reftype(default_set: dict[str, Path]) -> None:
     with pytest.raises(ReferenceFileError, match=r"DETECTOR='NRS1'.*override_gain"):
         default_reference("gain", "NRS1")
-    with pytest.raises(ReferenceFileError, match=r"no embedded default flat"):
-        default_reference("flat", "NRCA1")
+    with pytest.raises(ReferenceFileError, match=r"no embedded default photom"):
+        default_reference("photom", "NRCA1")
 
 
 # -- the resolver --------------------------------------------------------------------------

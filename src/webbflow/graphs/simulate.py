@@ -305,7 +305,7 @@ def build_simulation(config: SimConfig, *, tile: int | None = None, resolver: An
         coords=coords,
         attrs={"meta": meta, "fits_extra": _provenance(cfg, scene, refs, sky)},
     )
-    for line in notes:
+    for line in notes[len(config.notes) :]:  # the configuration's own notes are the caller's to show
         log.info(line)
     return Simulation(out, scene, plan, geometry, tuple(notes))
 
@@ -313,23 +313,22 @@ def build_simulation(config: SimConfig, *, tile: int | None = None, resolver: An
 def _references(
     cfg: SimConfig, template: xr.Dataset, resolver: Any, notes: list[str]
 ) -> dict[str, xr.Dataset]:
+    """Open the references the simulation reads; optional ones that are missing are noted."""
     refs: dict[str, xr.Dataset] = {}
     for reftype in (*REFTYPES, *OPTIONAL_REFTYPES):
         override = cfg.reffiles.get(reftype)
+        optional = reftype in OPTIONAL_REFTYPES
         try:
             ref = resolver.resolve(reftype, template, str(override) if override else None)
+            if ref is None:
+                if optional:
+                    continue
+                raise ReferenceFileError(f"reffiles.{reftype}: N/A is not allowed for a simulation")
+            refs[reftype] = resolver.open(ref, template)
         except ReferenceFileError:
-            if reftype in OPTIONAL_REFTYPES:
-                notes.append(f"no {reftype} reference available: the {reftype} effect is not simulated")
-                continue
-            raise
-        if ref is None:
-            if reftype in OPTIONAL_REFTYPES:
-                continue
-            raise ReferenceFileError(f"reffiles.{reftype}: N/A is not allowed for a simulation")
-        if reftype in OPTIONAL_REFTYPES:
-            continue  # opened by later issues' layouts (flat); not read yet
-        refs[reftype] = resolver.open(ref, template)
+            if not optional or override:
+                raise
+            notes.append(f"no {reftype} reference available: the {reftype} effect is not simulated")
     return refs
 
 

@@ -130,7 +130,7 @@ KEYWORDS: Final[tuple[Keyword, ...]] = (
     _K("PC1_2", "wcsinfo.pc1_2", float, "SCI", "Linear transformation matrix element"),
     _K("PC2_1", "wcsinfo.pc2_1", float, "SCI", "Linear transformation matrix element"),
     _K("PC2_2", "wcsinfo.pc2_2", float, "SCI", "Linear transformation matrix element"),
-    _K("S_REGION", "wcsinfo.s_region", str, "SCI", ""),  # long: no room for a comment
+    _K("S_REGION", "wcsinfo.s_region", str, "SCI", "Spatial extent of the exposure"),
     _K("XREF_SCI", "wcsinfo.siaf_xref_sci", float, "SCI", "Aperture X reference point in SCI frame"),
     _K("YREF_SCI", "wcsinfo.siaf_yref_sci", float, "SCI", "Aperture Y reference point in SCI frame"),
     _K("RA_REF", "wcsinfo.ra_ref", float, "SCI", "[deg] Right ascension of the reference point"),
@@ -284,6 +284,13 @@ def _is_plain_card(key: str, value: Any) -> bool:
     )
 
 
+def _fitting_comment(value: Any, comment: str) -> str:
+    """``comment``, or ``""`` where a long string value leaves it no room in the 80-column card."""
+    if isinstance(value, str) and len(value) + len(comment) > 80 - 16:  # "KEYWORD = '" … "' / "
+        return ""
+    return comment
+
+
 def meta_to_cards(meta: Mapping[str, Any], hdu: HDU) -> Iterator[tuple[str, Any, str]]:
     """``(keyword, value, comment)`` cards for extension ``hdu`` from ``meta``."""
     for kw in KEYWORDS:
@@ -291,7 +298,8 @@ def meta_to_cards(meta: Mapping[str, Any], hdu: HDU) -> Iterator[tuple[str, Any,
             continue
         value = get_path(meta, kw.path)
         if value is not None:
-            yield kw.keyword, _coerce(value, kw.type), kw.comment
+            value = _coerce(value, kw.type)
+            yield kw.keyword, value, _fitting_comment(value, kw.comment)
     if hdu == "PRIMARY":
         for step, keyword in CAL_STEP_KEYWORDS.items():
             status = get_path(meta, f"cal_step.{step}")

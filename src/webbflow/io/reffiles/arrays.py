@@ -8,11 +8,14 @@ DMS full-frame orientation, numpy order ``(y, x)``.
 
 Pixel defects (dead, hot, warm, low-QE, no-linearity, no-saturation-check)
 come from one per-detector draw (:func:`defect_classes`), so the mask, dark,
-linearity and saturation files agree on which pixel is which.
+linearity, saturation and flat files agree on which pixel is which. The pixel
+area map is not random: it is the SIAF distortion of the detector's full-frame
+aperture (:func:`pixel_area`).
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from typing import Final, NamedTuple
 
@@ -20,9 +23,20 @@ import numpy as np
 
 from webbflow import dq
 from webbflow.detectors import Detector
+from webbflow.sim._siaf_names import PREFIX as _SIAF_PREFIX
+from webbflow.sim.geometry import Geometry, Pointing
 
 #: Bumped whenever any generated value changes: the cache folder carries it.
-GENERATOR_VERSION: Final = "3"
+GENERATOR_VERSION: Final = "4"
+
+#: ``DETECTOR`` -> SIAF full-frame aperture whose science frame is the DMS pixel frame.
+FULL_APERTURES: Final = {detector: full for _, detector, full in _SIAF_PREFIX.values()}
+
+#: Square arcseconds per steradian.
+ARCSEC2_PER_SR: Final = (180.0 * 3600.0 / math.pi) ** 2
+
+#: Relative uncertainty (ERR / SCI) of the default flat's pixel values.
+FLAT_REL_ERR: Final = 0.005
 
 #: Number of linearity polynomial coefficients (c0 … c3).
 N_LINEARITY_COEFFS: Final = 4
@@ -211,3 +225,61 @@ def ipc_kernel(det: Detector) -> np.ndarray:
     k = -np.array([[b, a, b], [a, 0.0, a], [b, a, b]], np.float64)
     k[1, 1] = 1.0 - k.sum()
     return k.astype(np.float32)
+
+
+def flat(det: Detector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(sci, err, dq)`` of the pixel flat: relative QE (y, x) float32, normalized to 1.
+
+    The product of a large-scale gradient (tilts of ≤ 1.5 % per half-frame and a
+    1-2 % radial fall-off), a per-amplifier step (σ 0.5 %) and pixel-to-pixel scatter
+    (σ 2 %), normalized so the mean of the good pixels is 1. LOW_QE pixels respond at
+    40-60 % of their neighbourhood. As in the jwst flats, pixels without a flat value
+    hold 1 (no correction), ERR 0 and NO_FLAT_FIELD | DO_NOT_USE: the reference-pixel
+    border (also REFERENCE_PIXEL) and dead pixels (also DEAD). Independent of filter.
+
+    Returns
+    -------
+    sci : ndarray, shape (ny, nx), float32, dimensionless
+    err : ndarray, shape (ny, nx), float32, dimensionless (``FLAT_REL_ERR * sci``)
+    dq : ndarray, shape (ny, nx), uint32, standard bits
+    """
+    rng = rng_for("flat", det.name)
+    yy = np.linspace(-1.0, 1.0, det.ny)[:, None]
+    xx = np.linspace(-1.0, 1.0, det.nx)[None, :]
+    tilt_x, tilt_y = rng.uniform(-0.015, 0.015, 2)
+    falloff = rng.uniform(0.01, 0.02)
+    large = 1.0 + tilt_x * xx + tilt_y * yy - 0.5 * falloff * (xx**2 + yy**2)
+    amps = amp_map(det, tuple(1.0 + rng.normal(0.0, 0.005, det.namps)))
+    sci = large * amps * (1.0 + rng.normal(0.0, 0.02, (det.ny, det.nx)))
+    d = defect_classes(det)
+    sci[d.low_qe] *= rng.uniform(0.4, 0.6, int(d.low_qe.sum()))
+    border = refpix_border(det)
+    no_flat = border | d.dead
+    sci /= sci[~(no_flat | d.low_qe)].mean()
+    sci[no_flat] = 1.0
+    err = FLAT_REL_ERR * sci
+    err[no_flat] = 0.0
+    dqarr = np.zeros((det.ny, det.nx), np.uint32)
+    dqarr[d.low_qe] = dq.LOW_QE
+    dqarr[no_flat] = dq.NO_FLAT_FIELD | dq.DO_NOT_USE
+    dqarr[d.dead] |= np.uint32(dq.DEAD)
+    dqarr[border] |= np.uint32(dq.REFERENCE_PIXEL)
+    return sci.astype(np.float32), err.astype(np.float32), dqarr
+
+
+def pixel_area(det: Detector) -> tuple[np.ndarray, float]:
+    """``(sci, nominal_sr)``: pixel solid angle relative to the nominal one, from the SIAF distortion.
+
+    The Jacobian of the science-to-ideal polynomial of the detector's full-frame
+    aperture (:data:`FULL_APERTURES`), as :meth:`webbflow.sim.geometry.Geometry.pixel_area`
+    computes it for the simulation, so calibration and simulation share one map. It is 1
+    at the aperture's reference point (the detector centre).
+
+    Returns
+    -------
+    sci : ndarray, shape (ny, nx), float32, dimensionless
+    nominal_sr : float
+        Pixel solid angle at the reference point, sr (``PIXAR_SR``).
+    """
+    geometry = Geometry.from_aperture(FULL_APERTURES[det.name], Pointing(0.0, 0.0, 0.0))
+    return geometry.pixel_area(0, det.ny, 0, det.nx), geometry.nominal_pixel_area_sr

@@ -10,8 +10,12 @@ writer produces the same bytes (no date or other varying card is written).
 
 The layouts follow the jwst reference-file data models (``MaskModel``,
 ``SaturationModel``, ``SuperBiasModel``, ``LinearityModel``, ``DarkModel``,
-``GainModel``, ``ReadnoiseModel``, ``IPCModel``) so the jwst pipeline can read
-the files too.
+``GainModel``, ``ReadnoiseModel``, ``IPCModel``, ``FlatModel``,
+``PixelAreaModel``) so the jwst pipeline can read the files too.
+
+One file per reftype and detector: the default FLAT and AREA are written with
+``FILTER = PUPIL = ANY`` and do not depend on the filter (jwst's flats do; CRDS
+or an override gives per-filter ones).
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ DATAMODELS: Final = {
     "gain": "GainModel",
     "readnoise": "ReadnoiseModel",
     "ipc": "IPCModel",
+    "flat": "FlatModel",
+    "area": "PixelAreaModel",
 }
 
 #: Fewest frames a default dark holds.
@@ -49,6 +55,9 @@ MIN_DARK_FRAMES: Final = 10
 
 #: Local DQ_DEF bit numbering of the default mask (compact, as many jwst masks).
 MASK_BITS: Final = ("DO_NOT_USE", "DEAD", "HOT", "WARM", "LOW_QE", "REFERENCE_PIXEL")
+
+#: Flags of the default flat's DQ (standard bit values).
+FLAT_BITS: Final = ("DO_NOT_USE", "DEAD", "LOW_QE", "NO_FLAT_FIELD", "REFERENCE_PIXEL")
 
 _DESCRIPTIONS: Final = {
     "DO_NOT_USE": "Bad pixel, do not use",
@@ -60,6 +69,7 @@ _DESCRIPTIONS: Final = {
     "NO_SAT_CHECK": "Saturation check not available",
     "NO_LIN_CORR": "Linearity correction not available",
     "UNRELIABLE_BIAS": "Bias variance large",
+    "NO_FLAT_FIELD": "Flat field cannot be measured",
 }
 
 
@@ -167,6 +177,14 @@ def _exptype_cards(det: Detector) -> dict[str, tuple[str, str]]:
     }
 
 
+def _optical_cards() -> dict[str, tuple[str, str]]:
+    """Any filter and pupil: the default flat and area map do not depend on them."""
+    return {
+        "FILTER": ("ANY", "Name of the filter element used"),
+        "PUPIL": ("ANY", "Name of the pupil element used"),
+    }
+
+
 def dq_def_hdu(names: tuple[str, ...], local_bits: bool) -> fits.BinTableHDU:
     """DQ_DEF table of ``names``: bit numbers ``0, 1, …`` if ``local_bits``, else the standard ones."""
     values = [1 << i if local_bits else dq.FLAGS[n] for i, n in enumerate(names)]
@@ -265,6 +283,36 @@ def _write_ipc(det: Detector, tmp: Path, _: int | None) -> None:
     _write(tmp, h, [_image(arrays.ipc_kernel(det), "SCI")])
 
 
+def _write_flat(det: Detector, tmp: Path, _: int | None) -> None:
+    sci, err, dqarr = arrays.flat(det)
+    h = primary_header(
+        det,
+        "flat",
+        "webbflow default pixel flat (relative QE, any filter)",
+        **_exptype_cards(det),
+        **_optical_cards(),
+    )
+    _write(
+        tmp,
+        h,
+        [_image(sci, "SCI"), _image(err, "ERR"), _image(dqarr, "DQ"), dq_def_hdu(FLAT_BITS, local_bits=False)],
+    )
+
+
+def _write_area(det: Detector, tmp: Path, _: int | None) -> None:
+    sci, nominal_sr = arrays.pixel_area(det)
+    h = primary_header(
+        det,
+        "area",
+        f"webbflow default pixel area map (SIAF {arrays.FULL_APERTURES[det.name]} distortion)",
+        **_exptype_cards(det),
+        **_optical_cards(),
+        PIXAR_SR=(nominal_sr, "Nominal pixel area in steradians"),
+        PIXAR_A2=(nominal_sr * arrays.ARCSEC2_PER_SR, "Nominal pixel area in arcsec^2"),
+    )
+    _write(tmp, h, [_image(sci, "SCI")])
+
+
 def _write_dark(det: Detector, tmp: Path, frames: int | None) -> None:
     """Dark (frames, y, x) float32 DN, streamed frame by frame; DQ (y, x); no ERR cube."""
     nframes = int(frames or MIN_DARK_FRAMES)
@@ -309,4 +357,6 @@ _WRITERS: Final[dict[str, Callable[[Detector, Path, int | None], None]]] = {
     "gain": _write_gain,
     "readnoise": _write_readnoise,
     "ipc": _write_ipc,
+    "flat": _write_flat,
+    "area": _write_area,
 }

@@ -59,6 +59,12 @@ LAYOUTS: Final[dict[str, tuple[Var, ...]]] = {
     "gain": (Var("sci", "SCI", _YX, np.float32),),
     "readnoise": (Var("sci", "SCI", _YX, np.float32),),
     "ipc": (Var("kernel", "SCI", ("ky", "kx"), np.float32),),
+    "flat": (
+        Var("sci", "SCI", _YX, np.float32),
+        Var("err", "ERR", _YX, np.float32, False),
+        Var("dq", "DQ", _YX, np.uint32, False),
+    ),
+    "area": (Var("sci", "SCI", _YX, np.float32),),
 }
 
 _ANY: Final = {"", "ANY", "N/A", "NONE"}
