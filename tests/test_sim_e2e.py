@@ -16,6 +16,7 @@ from webbflow.engine.execute import scheduler
 from webbflow.graphs.runner import RunOptions, run_simulate
 from webbflow.graphs.simulate import build_simulation, simulate
 from webbflow.io.fits_reader import open_exposure
+from webbflow.io.zarr_store import open_zarr
 from webbflow.sim.config import SimConfig, config_from_dict, load_config
 from webbflow.sim.field import write_field
 from webbflow.testing import raise_if_dask_computes
@@ -84,14 +85,18 @@ def test_bit_identical_on_any_tiling_and_scheduler(field: Any) -> None:
 
 def test_products_and_jwst_readable(field: Any, tmp_path: Path) -> None:
     cfg = config(field)
-    cfg = cfg.model_copy(
-        update={"output": cfg.output.model_validate({"products": ["uncal", "linear", "seed"]})}
-    )
+    output = cfg.output.model_validate({"products": ["uncal", "linear", "seed"], "zarr": True})
+    cfg = cfg.model_copy(update={"output": output})
     paths = run_simulate([cfg], RunOptions(output_dir=tmp_path, progress=False))
     names = sorted(p.name for p in paths)
     root = cfg.uncal_name.removesuffix("_uncal.fits")
     assert names == sorted(
-        [f"{root}_uncal.fits", f"{root}_linear.fits", f"{root}_F200W_CLEAR_final_seed_image.fits"]
+        [
+            f"{root}_uncal.fits",
+            f"{root}_linear.fits",
+            f"{root}_F200W_CLEAR_final_seed_image.fits",
+            f"{root}_sim.zarr",
+        ]
     )
     uncal = tmp_path / f"{root}_uncal.fits"
     with fits.open(uncal) as hdul:
@@ -111,6 +116,9 @@ def test_products_and_jwst_readable(field: Any, tmp_path: Path) -> None:
         assert ramp.meta.cal_step.linearity == "COMPLETE"
     reread = open_exposure(uncal)
     np.testing.assert_array_equal(reread.sci.values, build_simulation(cfg).exposure.sci.values)
+    store = open_zarr(tmp_path / f"{root}_sim.zarr")  # chunks made regular for Zarr
+    np.testing.assert_array_equal(store.sci.values, reread.sci.values)
+    assert store.attrs["meta"]["subarray"]["name"] == "SUB640"
 
 
 def cfg_v2(cfg: SimConfig) -> float:

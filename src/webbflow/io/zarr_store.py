@@ -46,7 +46,7 @@ class ZarrProduct:
     def prepare(self) -> list[Delayed]:
         check_writable(self.path, self.overwrite)
         self.tmp = temporary_name(self.path)
-        ds = _encode_attrs(self.ds)
+        ds = _encode_attrs(_regular_chunks(self.ds))
         delayed = ds.to_zarr(self.tmp, mode="w", compute=False, consolidated=True)
         return [delayed]
 
@@ -57,6 +57,22 @@ class ZarrProduct:
     def abort(self) -> None:
         if hasattr(self, "tmp"):
             discard(self.tmp)
+
+
+def _regular_chunks(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with chunks Zarr can store: equal along each dim but the last.
+
+    Tiles aligned to a grid (the simulator's 256-px random-number blocks) start with a short
+    chunk when the window is not aligned; each new chunk draws on at most two old ones.
+    """
+    sizes: dict[Any, int] = {}
+    for var in ds.data_vars.values():
+        if var.chunks is None:
+            continue
+        for dim, chunks in zip(var.dims, var.chunks, strict=True):
+            if any(c != chunks[0] for c in chunks[:-1]) or chunks[-1] > chunks[0]:
+                sizes[dim] = max(sizes.get(dim, 0), max(chunks))
+    return ds.chunk(sizes) if sizes else ds
 
 
 def open_zarr(path: str | Path) -> xr.Dataset:

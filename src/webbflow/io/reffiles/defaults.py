@@ -295,7 +295,12 @@ def _write_flat(det: Detector, tmp: Path, _: int | None) -> None:
     _write(
         tmp,
         h,
-        [_image(sci, "SCI"), _image(err, "ERR"), _image(dqarr, "DQ"), dq_def_hdu(FLAT_BITS, local_bits=False)],
+        [
+            _image(sci, "SCI"),
+            _image(err, "ERR"),
+            _image(dqarr, "DQ"),
+            dq_def_hdu(FLAT_BITS, local_bits=False),
+        ],
     )
 
 
