@@ -62,6 +62,20 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--overwrite", action="store_true", help="replace existing products")
     sim.add_argument("--quiet", "-q", action="store_true", help="no progress or log output")
 
+    asn = sub.add_parser("asn", help="jwst-style associations: webbflow asn make --kind image3 FILE...")
+    asn_sub = asn.add_subparsers(dest="asn_command", required=True, parser_class=_Parser)
+    make = asn_sub.add_parser("make", help="write an association of exposure files (as asn_from_list)")
+    make.add_argument("files", nargs="+", type=Path, help="exposure files (*_rate.fits, *_cal.fits)")
+    make.add_argument("--kind", choices=("image2", "image3"), required=True)
+    make.add_argument("--output", "-o", type=Path, help="association file (default <product>_asn.json)")
+    make.add_argument("--product-name", help="product name (default: from the files' headers)")
+    make.add_argument("--asn-id", help="association id (default a3001 / o<obs>)")
+    make.add_argument("--program", help="program number")
+    make.add_argument("--target", help="target number")
+    make.add_argument("--background", nargs="*", type=Path, default=[], help="image2: background exposures")
+    make.add_argument("--allow-outside", action="store_true", help="allow members outside the file's folder")
+    make.add_argument("--overwrite", action="store_true")
+
     steps = sub.add_parser("steps", help="list steps and their parameters")
     steps.add_argument("name", nargs="?", help="a step or pipeline name")
 
@@ -146,6 +160,8 @@ def _main(argv: list[str]) -> int:
         return _cmd_demo(args)
     if args.command == "simulate":
         return _cmd_simulate(args)
+    if args.command == "asn":
+        return _cmd_asn(args)
     from webbflow.graphs import PIPELINES
     from webbflow.graphs.runner import RunOptions, run_detector1
 
@@ -236,6 +252,26 @@ def _cmd_info(path: Path, as_json: bool) -> int:
         print(
             "  ref_file: " + ", ".join(f"{k}={v.get('name')}" for k, v in refs.items() if isinstance(v, dict))
         )
+    return EXIT_OK
+
+
+def _cmd_asn(args: argparse.Namespace) -> int:
+    from webbflow.io.asn import make_association, write_association
+
+    asn = make_association(
+        args.files,
+        kind=args.kind,
+        product_name=args.product_name,
+        asn_id=args.asn_id,
+        program=args.program,
+        target=args.target,
+        with_backgrounds=args.background,
+    )
+    default = f"{asn.products[0].name}_asn.json" if args.kind == "image3" else "image2_asn.json"
+    path = write_association(
+        asn, args.output or Path(default), overwrite=args.overwrite, allow_outside=args.allow_outside
+    )
+    print(path)
     return EXIT_OK
 
 
