@@ -1,0 +1,115 @@
+"""The ``assign_wcs`` step: the gwcs imaging WCS of an exposure, in ``ds.attrs["wcs"]``.
+
+No pixel is touched and nothing is computed: the step builds the WCS (:mod:`.wcs`) from the
+pointing in ``meta.wcsinfo`` and the distortion (a jwst ``DISTORTION`` reference when one is
+given or CRDS supplies it, else the detector's SIAF polynomials), fills
+``meta.wcsinfo.s_region`` from its footprint and, with ``sip_approx``, a FITS SIP
+approximation in ``ds.attrs["wcs_sip"]`` (header cards for the ``SCI`` extension).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, cast
+
+import xarray as xr
+
+from webbflow.engine.params import StepParams, param
+from webbflow.engine.step import RefFile, Rerun, Resolver, SkipStep, Step, default_resolver
+from webbflow.errors import InputError
+from webbflow.io.reffiles import crds_source
+from webbflow.io.wcs_asdf import read_distortion
+from webbflow.model import get_meta, meta_value, with_meta
+from webbflow.steps.assign_wcs.wcs import imaging_wcs, s_region
+
+log = logging.getLogger("webbflow")
+
+#: Exposure types whose WCS is not an imaging one (spectra, grisms): skipped for now.
+_NOT_IMAGING: Final = ("GRISM", "WFSS", "SOSS")
+
+
+@dataclass(frozen=True)
+class Params(StepParams):
+    """Parameters of jwst 3.0's ``AssignWcsStep`` that apply to imaging (same names, defaults)."""
+
+    sip_approx: bool = param(True, "Also fit a FITS SIP approximation of the WCS (attrs['wcs_sip']).")
+    sip_max_pix_error: float = param(0.01, "Largest forward SIP error allowed, px.", minimum=0)
+    sip_degree: int | None = param(None, "Forward SIP degree (<= 6); None: lowest reaching the error.")
+    sip_max_inv_pix_error: float = param(0.01, "Largest inverse SIP error allowed, px.", minimum=0)
+    sip_inv_degree: int | None = param(None, "Inverse SIP degree (<= 6); None: lowest reaching the error.")
+    sip_npoints: int = param(12, "Grid points per axis for the SIP fit.", minimum=2)
+
+
+class AssignWcsStep(Step):
+    """Attach the imaging WCS (detector → v2v3 → v2v3vacorr → world) to a rate-level exposure."""
+
+    name = "assign_wcs"
+    reftypes = ("distortion",)
+    optional_reftypes = ("distortion",)
+    Params = Params
+
+    def __call__(
+        self, ds: xr.Dataset, resolver: Resolver | None = None, *, rerun: Rerun | None = None
+    ) -> xr.Dataset:
+        """As :meth:`Step.__call__`; the distortion reference is resolved by :class:`_DistortionResolver`."""
+        return super().__call__(ds, _DistortionResolver(resolver), rerun=rerun)
+
+    def build(self, ds: xr.Dataset, refs: Mapping[str, xr.Dataset]) -> xr.Dataset:
+        """``ds`` (data untouched) with ``attrs["wcs"]``, ``meta.wcsinfo.s_region`` and the SIP cards."""
+        if "sci" not in ds or ds.sci.dims[-2:] != ("y", "x"):
+            raise InputError("exposure: assign_wcs needs an image with dims (..., y, x) in 'sci'")
+        exp_type = str(meta_value(ds, "exposure.type", "") or "").upper()
+        if any(tag in exp_type for tag in _NOT_IMAGING):
+            raise SkipStep(f"EXP_TYPE={exp_type}: only imaging WCSs are built")
+        distortion = refs["distortion"].attrs["model"] if "distortion" in refs else None
+        wcs = imaging_wcs(get_meta(ds), ds.sizes["y"], ds.sizes["x"], distortion)
+        log.info("assign_wcs: %s distortion", "reference" if distortion is not None else "SIAF")
+        out = ds.copy()
+        out.attrs = {**ds.attrs, "wcs": wcs}
+        if cast(Params, self.params).sip_approx:
+            out.attrs["wcs_sip"] = self._sip_cards(wcs)
+        return with_meta(out, {"wcsinfo.s_region": s_region(wcs)})
+
+    def _sip_cards(self, wcs: Any) -> list[tuple[str, Any, str]]:
+        p = cast(Params, self.params)
+        header = wcs.to_fits_sip(
+            max_pix_error=p.sip_max_pix_error,
+            degree=p.sip_degree,
+            max_inv_pix_error=p.sip_max_inv_pix_error,
+            inv_degree=p.sip_inv_degree,
+            npoints=p.sip_npoints,
+        )
+        # the writer sets the array size: keep only WCS cards
+        return [(c.keyword, c.value, c.comment) for c in header.cards if not c.keyword.startswith("NAXIS")]
+
+
+class _DistortionResolver:
+    """Resolves ``distortion`` for :class:`AssignWcsStep`; other reftypes go to ``inner``.
+
+    An override path is used as given (``N/A`` → SIAF); without one, CRDS is asked when it is
+    configured and otherwise the SIAF distortion is used (there is no embedded default file:
+    pysiaf's polynomials are the default). The opened reference is an empty Dataset whose
+    ``attrs["model"]`` is the file's model.
+    """
+
+    def __init__(self, inner: Resolver | None) -> None:
+        self.inner = inner
+
+    def _inner(self) -> Resolver:
+        if self.inner is None:
+            self.inner = default_resolver()
+        return self.inner
+
+    def resolve(self, reftype: str, ds: xr.Dataset, override: str | None) -> RefFile | None:
+        uses_crds = crds_source.crds_configured(getattr(self._inner(), "use_crds", None))
+        if reftype == "distortion" and override is None and not uses_crds:
+            return None
+        return self._inner().resolve(reftype, ds, override)
+
+    def open(self, ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
+        if ref.reftype != "distortion":
+            return self._inner().open(ref, ds)
+        model = read_distortion(ref.path, meta_value(ds, "instrument.detector"))
+        return xr.Dataset(attrs={"model": model, "meta": {}, "name": ref.label, "path": str(ref.path)})
