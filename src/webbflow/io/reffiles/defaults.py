@@ -33,7 +33,7 @@ from astropy.io import fits
 from webbflow import dq
 from webbflow.detectors import Detector, get_detector
 from webbflow.errors import ReferenceFileError, UsageError, suggest
-from webbflow.io.reffiles import arrays
+from webbflow.io.reffiles import arrays, photom
 from webbflow.io.reffiles.arrays import GENERATOR_VERSION
 
 #: Reftypes the embedded default set provides, with their jwst data model name.
@@ -48,6 +48,8 @@ DATAMODELS: Final = {
     "ipc": "IPCModel",
     "flat": "FlatModel",
     "area": "PixelAreaModel",
+    # NIRCam's; NIRISS and FGS files say NisImgPhotomModel / FgsImgPhotomModel (reffiles.photom)
+    "photom": "NrcImgPhotomModel",
 }
 
 #: Fewest frames a default dark holds.
@@ -318,6 +320,14 @@ def _write_area(det: Detector, tmp: Path, _: int | None) -> None:
     _write(tmp, h, [_image(sci, "SCI")])
 
 
+def _write_photom(det: Detector, tmp: Path, _: int | None) -> None:
+    """PHOTOM binary table (one row per filter/pupil of the detector), see :mod:`.photom`."""
+    cards, table = photom.photom_hdus(det)
+    descrip = "webbflow default imaging photom (nominal)"
+    h = primary_header(det, "photom", descrip, **_exptype_cards(det), **cards)
+    _write(tmp, h, [table])
+
+
 def _write_dark(det: Detector, tmp: Path, frames: int | None) -> None:
     """Dark (frames, y, x) float32 DN, streamed frame by frame; DQ (y, x); no ERR cube."""
     nframes = int(frames or MIN_DARK_FRAMES)
@@ -364,4 +374,5 @@ _WRITERS: Final[dict[str, Callable[[Detector, Path, int | None], None]]] = {
     "ipc": _write_ipc,
     "flat": _write_flat,
     "area": _write_area,
+    "photom": _write_photom,
 }

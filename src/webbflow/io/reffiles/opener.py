@@ -24,6 +24,7 @@ from webbflow.errors import ReferenceFileError
 from webbflow.io.fits_reader import open_fits
 from webbflow.io.keywords import header_to_meta
 from webbflow.io.lazy_fits import FitsImageArray, hdu_layout
+from webbflow.io.reffiles.photom import open_photom_table
 from webbflow.model import meta_value, tile_size, window
 
 
@@ -66,6 +67,9 @@ LAYOUTS: Final[dict[str, tuple[Var, ...]]] = {
     ),
     "area": (Var("sci", "SCI", _YX, np.float32),),
 }
+
+#: Reference types that are binary tables, not images: opened whole, not cropped or tiled.
+TABLE_REFTYPES: Final = ("photom",)
 
 _ANY: Final = {"", "ANY", "N/A", "NONE"}
 _SKIP_CARDS: Final = {"HISTORY", "COMMENT", ""}
@@ -142,6 +146,8 @@ def open_reference(ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
         label), ``path``.
     """
     path = Path(ref.path)
+    if ref.reftype in TABLE_REFTYPES:
+        return open_photom_table(ref, ds)
     if ref.reftype not in LAYOUTS:
         raise ReferenceFileError(
             f"{path}: cannot open reftype {ref.reftype!r} (supported: {', '.join(LAYOUTS)})"
