@@ -8,8 +8,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from webbflow.demo import frame_time
-from webbflow.detectors import get_detector
+from webbflow.detectors import frame_time, get_detector
 from webbflow.errors import UsageError
 from webbflow.sim import noise
 from webbflow.sim.noise import NoiseModel, Readout, measure_noise, read_noise

@@ -37,7 +37,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import erf
 
-from webbflow.detectors import Detector, get_detector
+from webbflow.detectors import READ_PATTERNS, Detector, frame_time, get_detector
 from webbflow.engine.tiling import tile_shape
 from webbflow.errors import UsageError
 from webbflow.io.products import fits_product
@@ -54,22 +54,6 @@ _AMP_DRIFT_RMS: Final = 1.0  # DN, per amplifier, column parity and group
 _DATE_OBS: Final = "2026-01-01"
 _TIME_OBS: Final = "00:00:00.000"
 
-#: (NFRAMES, GROUPGAP) of the readout patterns, per instrument.
-READ_PATTERNS: Final[dict[str, dict[str, tuple[int, int]]]] = {
-    "NIRCAM": {
-        "RAPID": (1, 0),
-        "BRIGHT1": (1, 1),
-        "BRIGHT2": (2, 0),
-        "SHALLOW2": (2, 3),
-        "SHALLOW4": (4, 1),
-        "MEDIUM2": (2, 8),
-        "MEDIUM8": (8, 2),
-        "DEEP2": (2, 18),
-        "DEEP8": (8, 12),
-    },
-    "NIRISS": {"NISRAPID": (1, 0), "NIS": (4, 0)},
-    "FGS": {"FGSRAPID": (1, 0), "FGS": (4, 0)},
-}
 _OPTICS: Final = {
     "NIRCAM": {"SHORT": ("F200W", "CLEAR"), "LONG": ("F444W", "CLEAR")},
     "NIRISS": {"": ("CLEAR", "F150W")},
@@ -281,21 +265,6 @@ def _aligned_chunks(start: int, size: int, tile: int) -> tuple[int, ...]:
     """Chunk lengths over ``[start, start + size)`` with edges on multiples of ``tile``."""
     edges = [start, *range((start // tile + 1) * tile, start + size, tile), start + size]
     return tuple(b - a for a, b in itertools.pairwise(edges))
-
-
-def frame_time(det: Detector, xsize: int, ysize: int) -> tuple[float, int]:
-    """``(TFRAME s, NOUTPUTS)`` of a window: full frame, or one output at 10 µs a pixel.
-
-    A subarray is read by one output in ``(n_fast + 12) × (n_slow + 2)`` pixel times
-    of 10 µs (12 and 2 are the line and frame overheads); a window spanning the whole
-    fast axis uses the four outputs.
-    """
-    n_fast, n_slow = (xsize, ysize) if det.amp_axis == "x" else (ysize, xsize)
-    if n_fast == _FULL and n_slow == _FULL:
-        return det.frame_time_full, 4
-    if n_fast == _FULL:
-        return round((n_fast / 4 + 12) * (n_slow + 1) * 1e-5, 5), 4
-    return round((n_fast + 12) * (n_slow + 2) * 1e-5, 5), 1
 
 
 def build_test_pattern(

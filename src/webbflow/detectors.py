@@ -257,6 +257,23 @@ _TABLE: Final[tuple[Detector, ...]] = (
     ),
 )
 
+#: (NFRAMES, GROUPGAP) of the readout patterns, per instrument.
+READ_PATTERNS: Final[dict[str, dict[str, tuple[int, int]]]] = {
+    "NIRCAM": {
+        "RAPID": (1, 0),
+        "BRIGHT1": (1, 1),
+        "BRIGHT2": (2, 0),
+        "SHALLOW2": (2, 3),
+        "SHALLOW4": (4, 1),
+        "MEDIUM2": (2, 8),
+        "MEDIUM8": (8, 2),
+        "DEEP2": (2, 18),
+        "DEEP8": (8, 12),
+    },
+    "NIRISS": {"NISRAPID": (1, 0), "NIS": (4, 0)},
+    "FGS": {"FGSRAPID": (1, 0), "FGS": (4, 0)},
+}
+
 #: Every known detector by ``DETECTOR`` name. Read-only.
 DETECTORS: Final[Mapping[str, Detector]] = MappingProxyType({d.name: d for d in _TABLE})
 
@@ -273,3 +290,18 @@ def get_detector(name: str) -> Detector:
     if key in DETECTORS:
         return DETECTORS[key]
     raise UsageError(f"unknown DETECTOR {name!r}{suggest(key, DETECTORS)} (known: {', '.join(DETECTORS)})")
+
+
+def frame_time(det: Detector, xsize: int, ysize: int) -> tuple[float, int]:
+    """``(TFRAME s, NOUTPUTS)`` of a window: full frame, or one output at 10 µs a pixel.
+
+    A subarray is read by one output in ``(n_fast + 12) × (n_slow + 2)`` pixel times
+    of 10 µs (12 and 2 are the line and frame overheads); a window spanning the whole
+    fast axis uses the four outputs.
+    """
+    n_fast, n_slow = (xsize, ysize) if det.amp_axis == "x" else (ysize, xsize)
+    if n_fast == det.nx and n_slow == det.ny:
+        return det.frame_time_full, det.namps
+    if n_fast == det.nx:
+        return round((n_fast / det.namps + 12) * (n_slow + 1) * 1e-5, 5), det.namps
+    return round((n_fast + 12) * (n_slow + 2) * 1e-5, 5), 1

@@ -21,11 +21,10 @@ import numpy as np
 import xarray as xr
 
 from webbflow import dq
-from webbflow.demo import READ_PATTERNS, frame_time
-from webbflow.detectors import Detector, get_detector
+from webbflow.detectors import READ_PATTERNS, Detector, frame_time, get_detector
 from webbflow.engine.tiles import map_tiles
 from webbflow.engine.tiling import tile_shape
-from webbflow.errors import ReferenceFileError, UsageError
+from webbflow.errors import ReferenceFileError
 from webbflow.io.keywords import set_path
 from webbflow.io.reffiles import ReferenceResolver
 from webbflow.model import PIXEL_DIMS, RAMP_DIMS
@@ -100,11 +99,8 @@ def build_simulation(config: SimConfig, *, tile: int | None = None, resolver: An
         cfg.aperture, Pointing(cfg.pointing.ra, cfg.pointing.dec, cfg.pointing.v3pa)
     )
     det = get_detector(geometry.detector)
-    readpatt = cfg.readout.readpatt.upper()
-    patterns = READ_PATTERNS[det.instrument]
-    if readpatt not in patterns:
-        raise UsageError(f"readpatt {readpatt!r} is not a {det.instrument} pattern ({', '.join(patterns)})")
-    nframes, groupgap = patterns[readpatt]
+    readpatt = cfg.readout.readpatt  # validated against the instrument's patterns by SimConfig
+    nframes, groupgap = READ_PATTERNS[det.instrument][readpatt]
     nints, ngroups = cfg.readout.nints, cfg.readout.ngroups
     window = geometry.window
     xstart, ystart, xsize, ysize = window

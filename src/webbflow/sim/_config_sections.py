@@ -64,7 +64,7 @@ class Readout(FrozenModel):
     """Readout pattern and ramp shape."""
 
     readpatt: str = "RAPID"
-    """Readout pattern of the instrument (``webbflow.demo.READ_PATTERNS``), upper case."""
+    """Readout pattern of the instrument (``webbflow.detectors.READ_PATTERNS``), upper case."""
     ngroups: int = Field(default=10, ge=1)
     """Groups per integration."""
     nints: int = Field(default=1, ge=1)

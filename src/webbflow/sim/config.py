@@ -42,8 +42,7 @@ from typing import Any, Final, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from webbflow.demo import READ_PATTERNS
-from webbflow.detectors import get_detector
+from webbflow.detectors import READ_PATTERNS, get_detector
 from webbflow.errors import InputError, suggest
 
 # The sections and the file helpers moved out of this module are re-exported (``X as X``)

@@ -6,7 +6,7 @@ alternating-column noise (ACN: pink noise whose sign flips between even and odd 
 order) and a random offset per output and frame (pedestal). The pink components are stationary in
 *time*, so they are laid out in readout order: one sample every 10 µs, the outputs read in
 parallel, each row of an output followed by 12 line-overhead samples and each frame by the
-frame-overhead rows (:func:`webbflow.demo.frame_time`), alternate outputs reading the fast axis in
+frame-overhead rows (:func:`webbflow.detectors.frame_time`), alternate outputs reading the fast axis in
 opposite directions, a reset frame before each integration and skipped frames taking their time.
 
 Amplitudes. A pink component of amplitude ``sigma`` has the one-sided spectrum
@@ -52,8 +52,7 @@ import numpy.typing as npt
 from scipy.fft import next_fast_len
 from scipy.optimize import least_squares
 
-from webbflow.demo import frame_time
-from webbflow.detectors import Detector
+from webbflow.detectors import Detector, frame_time
 from webbflow.errors import UsageError
 from webbflow.sim.rng import BLOCK, WHOLE, Effect, blocks, rng
 

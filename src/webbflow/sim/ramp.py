@@ -224,6 +224,7 @@ def signal_kernel(
         coeffs64 = np.stack([np.zeros((ny, nx)), np.ones((ny, nx))])
     well64 = np.ascontiguousarray(full_well(saturation, superbias))
     reads = plan.reads
+    last_read = {int(g): int(reads[reads[:, 1] == g, 0].max()) for g in np.unique(reads[:, 1])}
     out = np.empty((plan.nints, plan.ngroups, ny, nx), np.float32)
     cells = list(blocks(y0, y0 + ny, x0, x0 + nx))
     hits = _hits(plan, y0, ny, x0, nx)
@@ -247,7 +248,7 @@ def signal_kernel(
                 charge += np.bincount(flat, hits.electrons[arrived], minlength=ny * nx).reshape(ny, nx)
             prev = frame
             acc += _to_raw(charge * inv_gain, coeffs64, well64, plan.nonlinearity, plan.saturation)
-            if frame == reads[reads[:, 1] == group, 0].max():
+            if frame == last_read[group]:
                 out[i, group] = acc / plan.nframes
                 acc[:] = 0.0
     return Signal(out)
