@@ -132,6 +132,21 @@ def _stamp_pixels(
     return src, cx[src] + k % w - radius[src], cy[src] + k // w - radius[src]
 
 
+def sersic_radius(r_eff_px: ArrayLike, n: ArrayLike) -> np.ndarray:
+    """Semi-major axis of a Sérsic stamp, pixels: the radius holding :data:`SERSIC_ENCLOSED` of
+    the light, rounded up plus one, capped at :data:`SERSIC_MAX_RADIUS`.
+
+    Parameters
+    ----------
+    r_eff_px, n : array_like, float64
+        Half-light radius (pixels) and Sérsic index.
+    """
+    re, sersic_n = np.asarray(r_eff_px, np.float64), np.asarray(n, np.float64)
+    b_n = special.gammaincinv(2.0 * sersic_n, 0.5)
+    r_out = re * (special.gammaincinv(2.0 * sersic_n, SERSIC_ENCLOSED) / b_n) ** sersic_n
+    return np.minimum(np.ceil(r_out) + 1, SERSIC_MAX_RADIUS)
+
+
 def render_sersic(
     rate: np.ndarray,
     segmap: np.ndarray,
@@ -196,8 +211,7 @@ def render_sersic(
     kernel = psf.stamp(0.0, 0.0, psf.max_radius) if psf is not None else None
     pad = psf.max_radius if psf is not None else 0
     b_n = special.gammaincinv(2.0 * sersic_n, 0.5)
-    r_out = re * (special.gammaincinv(2.0 * sersic_n, SERSIC_ENCLOSED) / b_n) ** sersic_n
-    r_out = np.minimum(np.ceil(r_out) + 1, SERSIC_MAX_RADIUS)
+    r_out = sersic_radius(re, sersic_n)
     t = np.deg2rad(theta)
     q = 1.0 - ell
     # Half-extents of the ellipse (semi-axes r_out, q * r_out) along x and y.

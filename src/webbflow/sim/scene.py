@@ -25,7 +25,7 @@ from webbflow.errors import InputError
 from webbflow.io.catalogs import SourceCatalog, check_unique_indices, read_catalog
 from webbflow.sim.geometry import Geometry
 from webbflow.sim.psf import PSF
-from webbflow.sim.render import render_points, render_sersic, render_stamps
+from webbflow.sim.render import render_points, render_sersic, render_stamps, sersic_radius
 
 #: Pixels beyond the window within which a source may still throw light into it.
 MARGIN = 64
@@ -187,7 +187,7 @@ def build_scene(
     stamps = _concat([_stamps(c, geometry, det.gain) for c in read["extended"]])
     return Scene(
         points=_in_reach(points, window, MARGIN),
-        galaxies=_in_reach(galaxies, window, MARGIN, galaxies.params.get("r_eff")),
+        galaxies=_in_reach(galaxies, window, MARGIN, _galaxy_radius(galaxies)),
         stamps=_in_reach(stamps, window, MARGIN, _stamp_radius(stamps)),
         psf=psf,
         background=float(background),
@@ -270,6 +270,11 @@ def _read_stamp(path: Path) -> np.ndarray:
     raise InputError(f"{path}: no 2-D image in the extended-source stamp file")
 
 
+def _galaxy_radius(g: Sources) -> np.ndarray | None:
+    """The radius each galaxy's stamp reaches (the renderer's own rule), pixels."""
+    return sersic_radius(g.params["r_eff"], g.params["n"]) if len(g) else None
+
+
 def _stamp_radius(s: Sources) -> np.ndarray | None:
     if not s.images:
         return None
@@ -297,8 +302,7 @@ def _in_reach(
     if not len(s):
         return s
     xstart, ystart, xsize, ysize = window
-    # a Sérsic stamp reaches the radius holding 99.5 % of the light (≤ ~30 r_eff, capped at 400 px)
-    reach = margin + (np.minimum(np.asarray(extent) * 30.0, 400.0) if extent is not None else 0.0)
+    reach = margin + (np.asarray(extent) if extent is not None else 0.0)
     keep = (
         np.isfinite(s.x)
         & np.isfinite(s.y)
