@@ -95,3 +95,62 @@ def test_demo_test_pattern(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         "webbflow_demo_nrca1_rateints.fits",
         "webbflow_demo_nrca1_uncal.fits",
     ]
+
+
+# -- image2 / image3 -----------------------------------------------------------------------------
+def _rate_file(tmp_path: Path) -> Path:
+    from test_products_cal import rate_dataset
+    from webbflow.engine.execute import compute_products
+    from webbflow.io.products import fits_product
+
+    path = tmp_path / "data" / "jw09999001001_01101_00001_nrca1_rate.fits"
+    path.parent.mkdir()
+    return compute_products([fits_product(rate_dataset(), path, "rate")], progress=False)[0]
+
+
+def test_run_image2_files_and_association(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from astropy.io import fits
+
+    from webbflow.io.asn import make_association, write_association
+
+    rate = _rate_file(tmp_path)
+    out = tmp_path / "out"
+    code, stdout, _ = _run(
+        capsys, "run", "image2", str(rate), "-o", str(out), "-q", "--steps.flat_field.skip=true"
+    )
+    cal = out / "jw09999001001_01101_00001_nrca1_cal.fits"
+    assert code == 0 and stdout.strip() == str(cal)
+    assert fits.getheader(cal)["S_FLAT"] == "SKIPPED" and fits.getheader(cal, "SCI")["BUNIT"] == "MJy/sr"
+    # an association elsewhere pointing into data/: refused unless --allow-outside
+    asn = make_association([rate], kind="image2")
+    asn_path = write_association(asn, tmp_path / "asn" / "l2_asn.json", allow_outside=True)
+    code, _, err = _run(capsys, "run", "image2", str(asn_path), "-o", str(out), "-q", "--overwrite")
+    assert code == EXIT_FAILED and err.count("\n") == 1 and "outside" in err
+    code, _, _ = _run(
+        capsys, "run", "image2", str(asn_path), "-o", str(out), "-q", "--overwrite", "--allow-outside"
+    )
+    assert code == 0 and (out / f"{asn.products[0].name}_cal.fits").exists()
+
+
+def test_run_image2_errors_and_steps_listing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = _run(capsys, "run", "image2", str(tmp_path / "nope_rate.fits"), "-o", str(tmp_path))
+    assert code == EXIT_FAILED and "no such file" in err and err.count("\n") == 1
+    code, _, err = _run(capsys, "run", "image2", "x_rate.fits", "--save-intermediate", "zarr")
+    assert code == EXIT_USAGE and "detector1' only" in err
+    code, _, err = _run(capsys, "run", "imag2", "x_rate.fits")
+    assert code == EXIT_USAGE and "did you mean 'image2'" in err
+    code, out, _ = _run(capsys, "steps")
+    assert code == 0 and "image2: assign_wcs → bkg_subtract → flat_field → photom" in out
+    code, out, _ = _run(capsys, "steps", "bkg_subtract")
+    assert code == 0 and "--steps.bkg_subtract.sigma=3.0" in out
+
+
+def test_run_image3_dispatch(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    try:
+        from webbflow.graphs.image3 import run_image3  # noqa: F401
+    except ImportError:
+        code, _, err = _run(capsys, "run", "image3", str(tmp_path / "x_asn.json"))
+        assert code == EXIT_USAGE and "image3" in err and err.count("\n") == 1
+    else:  # built: a missing association is a one-line input error
+        code, _, err = _run(capsys, "run", "image3", str(tmp_path / "x_asn.json"), "-o", str(tmp_path))
+        assert code in (EXIT_FAILED, EXIT_USAGE) and err.count("\n") == 1

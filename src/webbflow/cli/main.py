@@ -8,6 +8,7 @@ shows it).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -35,13 +36,23 @@ def _build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        help="run a pipeline on files: webbflow run detector1 FILE...",
+        help="run a pipeline on files: webbflow run detector1|image2|image3 FILE...",
         epilog="Step parameters: --steps.<step>.<param>=VALUE (as strun), e.g. "
-        "--steps.jump.rejection_threshold=5 --steps.dark_current.override_dark=N/A",
+        "--steps.jump.rejection_threshold=5 --steps.dark_current.override_dark=N/A "
+        "--steps.flat_field.skip=true",
     )
-    run.add_argument("pipeline", help="pipeline name (detector1)")
-    run.add_argument("inputs", nargs="+", type=Path, help="input files (*_uncal.fits, *_ramp.fits)")
+    run.add_argument("pipeline", help="pipeline name (detector1, image2, image3)")
+    run.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        help="detector1: *_uncal.fits, *_ramp.fits; image2: *_rate(ints).fits or a level-2 ASN.json; "
+        "image3: a level-3 ASN.json",
+    )
     _add_run_options(run)
+    run.add_argument(
+        "--allow-outside", action="store_true", help="allow association members outside its folder"
+    )
 
     sim = sub.add_parser(
         "simulate",
@@ -162,14 +173,11 @@ def _main(argv: list[str]) -> int:
         return _cmd_simulate(args)
     if args.command == "asn":
         return _cmd_asn(args)
-    from webbflow.graphs import PIPELINES
-    from webbflow.graphs.runner import RunOptions, run_detector1
+    from webbflow.graphs.runner import RunOptions
 
-    if args.pipeline not in PIPELINES:
-        raise UsageError(
-            f"unknown pipeline {args.pipeline!r}{suggest(args.pipeline, PIPELINES)}"
-            f" (available: {', '.join(PIPELINES)})"
-        )
+    runner = _pipeline_runner(args.pipeline)
+    if args.save_intermediate and args.pipeline != "detector1":
+        raise UsageError("--save-intermediate applies to 'webbflow run detector1' only")
     file_steps = read_parameter_file(args.parameter_file) if args.parameter_file else {}
     steps = merge(file_steps, parse_step_args(step_tokens))
     options = RunOptions(
@@ -179,13 +187,37 @@ def _main(argv: list[str]) -> int:
         tile=args.tile,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        allow_outside=args.allow_outside,
     )
     if args.tile is not None and args.tile < 1:
         raise UsageError(f"--tile must be a positive number of pixels, got {args.tile}")
-    paths = run_detector1(args.inputs, steps, options)
+    paths = runner(args.inputs, steps, options)
     for path in paths:
         print(path)
     return EXIT_OK
+
+
+def _pipeline_runner(name: str) -> Any:
+    """``run_<name>(inputs, steps, options)`` of pipeline ``name``; UsageError if there is none."""
+    from webbflow.graphs import PIPELINES
+    from webbflow.graphs.runner import run_detector1, run_image2
+
+    runners: dict[str, Any] = {"detector1": run_detector1, "image2": run_image2}
+    if name == "image3":  # built separately; detector1 and image2 work without it
+        try:
+            module = importlib.import_module("webbflow.graphs.image3")
+        except ModuleNotFoundError as exc:
+            if exc.name != "webbflow.graphs.image3":
+                raise
+            module = None
+        run_image3 = getattr(module, "run_image3", None)
+        if run_image3 is None:
+            raise UsageError("pipeline 'image3' is not available in this version of webbflow")
+        return run_image3
+    if name not in runners:
+        known = sorted({*PIPELINES, *runners, "image3"})
+        raise UsageError(f"unknown pipeline {name!r}{suggest(name, known)} (available: {', '.join(known)})")
+    return runners[name]
 
 
 def _take_step_tokens(argv: list[str]) -> list[str]:
@@ -217,7 +249,7 @@ def _cmd_steps(name: str | None) -> int:
     get_step("dq_init")  # loads the built-in steps
     if name is None:
         for pname, pcls in PIPELINES.items():
-            print(f"{pname}: {' → '.join(pcls.step_names)}")
+            print(f"{pname}: {' → '.join(getattr(pcls, 'step_names', ()))}")
         print()
         for sname, scls in sorted(STEPS.items()):
             if not issubclass(scls, Pipeline):

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import xarray as xr
 
 from webbflow.engine.execute import Product, compute_products, scheduler
-from webbflow.errors import UsageError
-from webbflow.io.fits_reader import open_exposure
+from webbflow.errors import InputError, UsageError
+from webbflow.graphs.image2 import Image2
+from webbflow.io.fits_reader import open_exposure, open_product
 from webbflow.io.products import fits_product, product_name
 from webbflow.io.zarr_store import ZarrProduct
 from webbflow.model import get_meta, require_ramp, split_rate
@@ -40,6 +41,7 @@ class RunOptions:
     tile: int | None = None
     overwrite: bool = False
     progress: bool = True
+    allow_outside: bool = False  # association members may lie outside the association's folder
 
 
 def detector1_products(
@@ -100,12 +102,112 @@ def run_detector1(
     for path in inputs:
         ds = open_exposure(path, tile=options.tile)
         products += detector1_products(ds, steps or {}, options)
-    _check_unique(products)
+    check_unique(products)
     with scheduler(options.scheduler, progress=options.progress) as client:
         return compute_products(products, client=client, progress=options.progress)
 
 
-def _check_unique(products: Sequence[Product]) -> None:
+def run_image2(
+    inputs: Sequence[str | Path] | str | Path,
+    steps: Mapping[str, Mapping[str, Any]] | None = None,
+    options: RunOptions | None = None,
+) -> list[Path]:
+    """Calibrate ``rate``/``rateints`` files to ``cal``/``calints`` (jwst's Image2).
+
+    Parameters
+    ----------
+    inputs
+        Rate-level files (``*_rate.fits`` → ``<root>_cal.fits``, ``*_rateints.fits`` →
+        ``<root>_calints.fits``) and/or level-2 association files (``*.json``: each product's
+        science member is calibrated into ``<product name>_cal[ints].fits`` and its
+        ``background`` members go to ``bkg_subtract``).
+    steps
+        Per-step parameters, ``{"flat_field": {"skip": True}}``; ``resample`` is accepted
+        (see :func:`webbflow.graphs.image2.i2d_products`).
+    options
+        Output directory, scheduler, tile size, overwrite, ``allow_outside``.
+
+    Returns
+    -------
+    list of Path
+        The products written, in input order.
+
+    Raises
+    ------
+    InputError
+        An unreadable or non-rate-level input, an empty or level-3 association, a product
+        without a science member, a background not matching its science exposure.
+    UsageError
+        No inputs, unknown steps or parameters, two inputs writing the same product.
+    """
+    from webbflow.graphs.image2 import HOOKED_STEPS, i2d_products
+
+    options = options or RunOptions()
+    paths = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
+    if not paths:
+        raise UsageError("no input files given")
+    config = {k: dict(v) for k, v in (steps or {}).items() if k not in HOOKED_STEPS}
+    hooked = {k: dict(v) for k, v in (steps or {}).items() if k in HOOKED_STEPS}
+    products: list[Product] = []
+    for science, backgrounds, stem in _image2_jobs(paths, options.allow_outside):
+        ds = open_product(science, tile=options.tile)
+        _require_rate_file(ds, science)
+        step_config = dict(config)
+        if backgrounds:
+            step_config["bkg_subtract"] = {
+                **config.get("bkg_subtract", {}),
+                "bkg_list": tuple(str(b) for b in backgrounds),
+            }
+        cal = Image2(steps=step_config)(ds)
+        suffix: Literal["cal", "calints"] = "calints" if ds["sci"].ndim == 3 else "cal"
+        name = f"{stem}_{suffix}.fits" if stem else product_name(get_meta(ds), suffix)
+        out = options.output_dir
+        products.append(fits_product(cal, out / name, suffix, overwrite=options.overwrite))
+        combined = cal.attrs.get("combined_background")
+        if combined is not None:
+            bkg_name = name.replace(f"_{suffix}.fits", "_combinedbackground.fits")
+            products.append(fits_product(combined, out / bkg_name, "rate", overwrite=options.overwrite))
+        root = name.removesuffix(f"_{suffix}.fits")
+        products += i2d_products(cal, root, hooked.get("resample", {}), out, options.overwrite)
+    check_unique(products)
+    with scheduler(options.scheduler, progress=options.progress) as client:
+        return compute_products(products, client=client, progress=options.progress)
+
+
+def _image2_jobs(paths: Sequence[Path], allow_outside: bool) -> list[tuple[Path, tuple[Path, ...], str]]:
+    """``(science file, background files, output stem or "")`` for every exposure to calibrate."""
+    from webbflow.io.asn import read_association
+
+    jobs: list[tuple[Path, tuple[Path, ...], str]] = []
+    for path in paths:
+        if path.suffix.lower() != ".json":
+            jobs.append((path, (), ""))
+            continue
+        asn = read_association(path, allow_outside=allow_outside)
+        if asn.kind == "image3":
+            raise InputError(f"{path}: a level-3 (image3) association; run it with 'webbflow run image3'")
+        if not asn.products:
+            raise InputError(f"{path}: the association has no products")
+        for prod in asn.products:
+            science = prod.by_type("science")
+            if len(science) != 1:
+                raise InputError(
+                    f"{path}: product {prod.name!r} has {len(science)} science members, expected 1"
+                )
+            backgrounds = tuple(m.path for m in prod.by_type("background"))
+            jobs.append((science[0].path, backgrounds, prod.name))
+    return jobs
+
+
+def _require_rate_file(ds: xr.Dataset, path: Path) -> None:
+    missing = [v.upper() for v in ("sci", "dq", "var_poisson", "var_rnoise") if v not in ds]
+    if missing or "wht" in ds:
+        what = f"no {', '.join(missing)} extension" if missing else "a resampled mosaic (i2d)"
+        raise InputError(f"{path}: {what}; image2 takes rate or rateints files")
+
+
+def check_unique(products: Sequence[Product]) -> None:
+    """Raise :class:`UsageError` if two products would write the same path."""
     seen: set[Path] = set()
     for product in products:
         key = product.path.resolve()
@@ -167,6 +269,6 @@ def run_simulate(configs: Sequence[SimConfig], options: RunOptions | None = None
         opts = options if options.output_dir != Path() else replace(options, output_dir=cfg.output.directory)
         sim = build_simulation(cfg, tile=options.tile)
         products += simulation_products(sim, cfg.output.products, opts, zarr=cfg.output.zarr)
-    _check_unique(products)
+    check_unique(products)
     with scheduler(options.scheduler, progress=options.progress) as client:
         return compute_products(products, client=client, progress=options.progress)

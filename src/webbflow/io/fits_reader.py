@@ -2,7 +2,8 @@
 
 ``uncal`` (Level1bModel) and ``ramp`` (RampModel) files become ramp-level
 exposures chunked in ``(y, x)`` tiles (see :mod:`webbflow.model`); ``rate``,
-``rateints`` and ``cal`` files become rate-level datasets. Nothing but the
+``rateints``, ``cal``, ``calints``, ``crf`` and ``i2d`` files become rate-level (or mosaic)
+datasets, with the WCS of their ``ASDF`` extension in ``attrs["wcs"]``. Nothing but the
 headers is read until a tile is computed.
 """
 
@@ -20,6 +21,7 @@ from webbflow.engine.tiling import tile_chunks, tile_shape
 from webbflow.errors import InputError, WebbflowError
 from webbflow.io.keywords import get_path, header_to_meta
 from webbflow.io.lazy_fits import FitsImageArray, hdu_layout
+from webbflow.io.wcs_asdf import read_wcs
 from webbflow.model import RAMP_DIMS, pixel_coords
 
 #: Keywords without which a ramp cannot be calibrated.
@@ -154,11 +156,18 @@ def open_exposure(path: str | Path, tile: int | tuple[int, int] | None = None) -
 
 
 def open_product(path: str | Path, tile: int | tuple[int, int] | None = None) -> xr.Dataset:
-    """Open a ``rate``, ``rateints`` or ``cal`` FITS product lazily.
+    """Open a ``rate``, ``rateints``, ``cal``, ``calints``, ``crf`` or ``i2d`` FITS product lazily.
 
-    Every 2-D or 3-D image extension among SCI, ERR, DQ and VAR_* becomes a
-    variable named in lower case, with dims ``("y", "x")`` or
-    ``("integration", "y", "x")``.
+    Every image extension among SCI, ERR, DQ and VAR_* shaped like SCI becomes a
+    variable named in lower case, with dims ``("y", "x")`` or ``("integration", "y", "x")``;
+    ``AREA`` and a mosaic's ``WHT`` are ``("y", "x")``, its ``CON`` ``("plane", "y", "x")``.
+    The gwcs WCS of the ``ASDF`` extension, if any, is ``attrs["wcs"]``. A mosaic (a file
+    with ``WHT``) has coordinates ``0 … n-1``; an exposure its full-frame pixel indices.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, no SCI, SCI not 2-D or 3-D, an unreadable ``ASDF`` WCS.
     """
     p = Path(path)
     with open_fits(p) as hdul:
@@ -178,8 +187,23 @@ def open_product(path: str | Path, tile: int | tuple[int, int] | None = None) ->
             if ext in hdul and tuple(hdul[ext].shape) == tuple(shape):
                 dtype = np.uint32 if ext == "DQ" else np.float32
                 data[ext.lower()] = (dims, _lazy(p, hdul[ext], dtype, chunks))
-        coords: dict[str, Any] = dict(pixel_coords(meta, ny, nx))
+        for ext, dtype in (("AREA", np.float32), ("WHT", np.float32)):
+            if ext in hdul and tuple(hdul[ext].shape) == (ny, nx):
+                data[ext.lower()] = (("y", "x"), _lazy(p, hdul[ext], dtype, (cy, cx)))
+        if "CON" in hdul and len(hdul["CON"].shape) == 3 and tuple(hdul["CON"].shape[1:]) == (ny, nx):
+            con = hdul["CON"]
+            data["con"] = (("plane", "y", "x"), _lazy(p, con, np.int32, (con.shape[0], cy, cx)))
+        mosaic = "wht" in data
+        coords: dict[str, Any] = (
+            {"y": np.arange(ny, dtype=np.int32), "x": np.arange(nx, dtype=np.int32)}
+            if mosaic
+            else dict(pixel_coords(meta, ny, nx))
+        )
         if len(shape) == 3:
             coords["integration"] = np.arange(1, shape[0] + 1, dtype=np.int32)
+        wcs = read_wcs(hdul)
     meta.setdefault("filename", p.name)
-    return xr.Dataset(data, coords=coords, attrs={"meta": meta, "fits_extra": extra, "source": str(p)})
+    attrs: dict[str, Any] = {"meta": meta, "fits_extra": extra, "source": str(p)}
+    if wcs is not None:
+        attrs["wcs"] = wcs
+    return xr.Dataset(data, coords=coords, attrs=attrs)

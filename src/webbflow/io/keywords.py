@@ -141,6 +141,13 @@ KEYWORDS: Final[tuple[Keyword, ...]] = (
     _K("VPARITY", "wcsinfo.vparity", int, "SCI", "Relative sense of rotation between Ideal xy"),
     _K("V3I_YANG", "wcsinfo.v3yangle", float, "SCI", "[deg] Angle from V3 axis to Ideal y axis"),
     _K("BUNIT", "bunit_data", str, "SCI", "physical units of the array values"),
+    _K("BKGLEVEL", "background.level", float, comment="Computed constant background level"),
+    _K("BKGSUB", "background.subtracted", bool, comment="Has background been subtracted from data?"),
+    _K("BKGMETH", "background.method", str, comment="Background computation method"),
+    _K("PHOTMJSR", "photometry.conversion_megajanskys", float, "SCI", "[MJy/sr] per DN/s"),
+    _K("PHOTUJA2", "photometry.conversion_microjanskys", float, "SCI", "[uJy/arcsec2] per DN/s"),
+    _K("PIXAR_SR", "photometry.pixelarea_steradians", float, "SCI", "Nominal pixel area in steradians"),
+    _K("PIXAR_A2", "photometry.pixelarea_arcsecsq", float, "SCI", "Nominal pixel area in arcsec^2"),
 )
 
 #: ``meta.cal_step`` names and their ``S_*`` keywords (jwst conventions).
@@ -163,6 +170,8 @@ CAL_STEP_KEYWORDS: Final[Mapping[str, str]] = {
     "assign_wcs": "S_WCS",
     "flat_field": "S_FLAT",
     "photom": "S_PHOTOM",
+    "skymatch": "S_SKYMAT",
+    "bkg_subtract": "S_BKDSUB",
 }
 
 #: ``meta.ref_file.<reftype>.name`` and their ``R_*`` keywords (jwst conventions).

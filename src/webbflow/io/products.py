@@ -1,9 +1,13 @@
-"""FITS products with the jwst layout: ``uncal``, ``ramp``, ``rate``, ``rateints``.
+"""FITS products with the jwst layout: ``uncal``, ``ramp``, ``rate``, ``rateints``, ``cal``,
+``calints``, ``crf`` and ``i2d``.
 
 Each function turns an exposure Dataset into a :class:`FitsProduct` ready to
 stream; nothing is computed here. The extension names, dtypes, ``DATAMODL``
 and keywords are those the jwst tools expect, so ``stdatamodels.jwst.
-datamodels.open`` reads every product.
+datamodels.open`` reads every product. A Dataset's gwcs WCS (``attrs["wcs"]``)
+goes into the ``ASDF`` extension as jwst's ``meta.wcs``; its FITS approximation
+(``attrs["wcs_sip"]`` cards from assign_wcs, or ``attrs["grid"].fits_cards()`` of a
+mosaic) into the SCI header.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import xarray as xr
 from webbflow import __version__
 from webbflow.io.fits_writer import FitsProduct, ImageExtension, TableExtension
 from webbflow.io.keywords import meta_to_cards, set_path
+from webbflow.io.wcs_asdf import asdf_extension_with_wcs
 from webbflow.model import get_meta
 
-Suffix = Literal["uncal", "ramp", "rate", "rateints"]
+Suffix = Literal["uncal", "ramp", "rate", "rateints", "cal", "calints", "crf", "i2d", "segm"]
 
 #: suffix -> (DATAMODL, [(extension, variable, dtype)])
 LAYOUTS: Final[dict[str, tuple[str, tuple[tuple[str, str, Any], ...]]]] = {
@@ -50,8 +55,47 @@ LAYOUTS: Final[dict[str, tuple[str, tuple[tuple[str, str, Any], ...]]]] = {
     ),
 }
 LAYOUTS["rateints"] = ("CubeModel", LAYOUTS["rate"][1])
+_CAL: Final = (
+    ("SCI", "sci", np.float32),
+    ("ERR", "err", np.float32),
+    ("DQ", "dq", np.uint32),
+    ("AREA", "area", np.float32),  # (y, x) in calints too
+    ("VAR_POISSON", "var_poisson", np.float32),
+    ("VAR_RNOISE", "var_rnoise", np.float32),
+    ("VAR_FLAT", "var_flat", np.float32),
+)
+LAYOUTS["cal"] = ("ImageModel", _CAL)
+LAYOUTS["calints"] = ("CubeModel", _CAL)
+LAYOUTS["crf"] = ("ImageModel", _CAL)
+LAYOUTS["i2d"] = (
+    "ImageModel",
+    (
+        ("SCI", "sci", np.float32),
+        ("ERR", "err", np.float32),
+        ("CON", "con", np.int32),  # (plane, y, x) context bits
+        ("WHT", "wht", np.float32),
+        ("VAR_POISSON", "var_poisson", np.float32),
+        ("VAR_RNOISE", "var_rnoise", np.float32),
+        ("VAR_FLAT", "var_flat", np.float32),
+    ),
+)
 
-_BUNIT: Final = {"uncal": "DN", "ramp": "DN", "rate": "DN/s", "rateints": "DN/s"}
+# source_catalog's segmentation map: SCI = source labels (0 = background)
+LAYOUTS["segm"] = ("SegmentationMapModel", (("SCI", "sci", np.uint32),))
+
+#: BUNIT of SCI (and ERR) when ``meta.bunit_data`` does not say (photom sets MJy/sr).
+_BUNIT: Final = {
+    "uncal": "DN",
+    "ramp": "DN",
+    "rate": "DN/s",
+    "rateints": "DN/s",
+    "cal": "DN/s",
+    "calints": "DN/s",
+    "crf": "DN/s",
+    "i2d": "MJy/sr",
+    "segm": "",
+}
+_CALIBRATED: Final = ("cal", "calints", "crf", "i2d")
 
 
 def product_name(meta: dict[str, Any], suffix: str, fallback: str = "exposure") -> str:
@@ -80,7 +124,11 @@ def fits_product(ds: xr.Dataset, path: str | Path, suffix: Suffix, *, overwrite:
     Parameters
     ----------
     ds
-        Ramp-level (``uncal``/``ramp``) or rate-level (``rate``/``rateints``) exposure.
+        Ramp-level (``uncal``/``ramp``), rate-level (``rate``/``rateints``), calibrated
+        (``cal``/``calints``/``crf``: also ``area``, ``var_flat``) exposure, or a mosaic
+        (``i2d``: ``sci``, ``err``, ``con`` (plane, y, x) int32, ``wht``, ``var_*``), or a
+        segmentation map (``segm``: ``sci`` (y, x) source labels, uint32).
+        Variables the layout has but ``ds`` lacks are left out.
     path
         Output file.
     suffix
@@ -91,7 +139,18 @@ def fits_product(ds: xr.Dataset, path: str | Path, suffix: Suffix, *, overwrite:
     path = Path(path)
     datamodel, layout = LAYOUTS[suffix]
     meta = _product_meta(get_meta(ds), path, datamodel)
-    sci_cards = list(meta_to_cards({**meta, "bunit_data": _BUNIT[suffix]}, "SCI"))
+    bunit = _BUNIT[suffix]
+    if suffix in _CALIBRATED:  # after photom the meta says MJy/sr
+        bunit = str(meta.get("bunit_data") or bunit)
+    sci_meta = {**meta, "bunit_data": bunit or None}  # a segmentation map has no unit
+    wcs_cards = wcs_header_cards(ds)
+    known_wcs = {card[0] for card in wcs_cards}
+    sci_cards = wcs_cards + [c for c in meta_to_cards(sci_meta, "SCI") if c[0] not in known_wcs]
+    err_unit = str(meta.get("bunit_err") or bunit) if suffix in _CALIBRATED else bunit
+    ext_cards: dict[str, list[tuple[str, Any, str]]] = {
+        "SCI": sci_cards,
+        "ERR": [("BUNIT", err_unit, "physical units of the array values")],
+    }
     images = []
     for extname, var, dtype in layout:
         if var not in ds:
@@ -101,11 +160,24 @@ def fits_product(ds: xr.Dataset, path: str | Path, suffix: Suffix, *, overwrite:
             data = _to_uint16(data)
         else:
             data = data.astype(dtype, copy=False)
-        images.append(ImageExtension(extname, data, sci_cards if extname == "SCI" else ()))
+        images.append(ImageExtension(extname, data, ext_cards.get(extname, ())))
     primary = list(meta_to_cards(meta, "PRIMARY"))
     known = {card[0] for card in primary}
     extra = [(str(c[0]), c[1], str(c[2])) for c in ds.attrs.get("fits_extra", []) if c[0] not in known]
-    return FitsProduct(path, primary + extra, images, tables=[asdf_extension()], overwrite=overwrite)
+    wcs = ds.attrs.get("wcs")
+    table = asdf_extension_with_wcs(wcs) if wcs is not None else asdf_extension()
+    return FitsProduct(path, primary + extra, images, tables=[table], overwrite=overwrite)
+
+
+def wcs_header_cards(ds: xr.Dataset) -> list[tuple[str, Any, str]]:
+    """FITS WCS cards for the SCI header: a mosaic grid's, else assign_wcs's SIP approximation.
+
+    ``attrs["grid"].fits_cards()`` (an :class:`~webbflow.steps.resample.grid.OutputGrid`)
+    wins over ``attrs["wcs_sip"]``; none gives ``[]`` (the meta's ``wcsinfo`` cards stay).
+    """
+    grid = ds.attrs.get("grid")
+    cards = grid.fits_cards() if grid is not None and hasattr(grid, "fits_cards") else ds.attrs.get("wcs_sip")
+    return [(str(c[0]), c[1], str(c[2]) if len(c) > 2 else "") for c in cards or ()]
 
 
 @functools.cache

@@ -1,13 +1,19 @@
 """Zarr stores of any exposure Dataset: checkpoints, intermediates, analysis.
 
-Metadata (``attrs["meta"]``, ``attrs["fits_extra"]``) are JSON, so they go
-into the store's attributes as they are; :func:`open_zarr` gives back the same
-lazy Dataset, chunked as it was written.
+Metadata (``attrs["meta"]``, ``attrs["fits_extra"]``, ``attrs["wcs_sip"]``) are JSON, so they
+go into the store's attributes as they are; a gwcs WCS (``attrs["wcs"]``, or the ``wcs`` of a
+mosaic's ``attrs["grid"]``) is stored as the base64 text of an ASDF file
+(:func:`webbflow.io.wcs_asdf.wcs_tree_bytes`) and read back as ``attrs["wcs"]``. Other
+non-scalar attributes (the :class:`OutputGrid` itself) are dropped, with a log line.
+:func:`open_zarr` gives back the same lazy Dataset, chunked as it was written.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +23,12 @@ from dask.delayed import Delayed
 
 from webbflow.errors import InputError
 from webbflow.io.atomic import check_writable, commit, discard, temporary_name
+from webbflow.io.wcs_asdf import wcs_tree_bytes
 
-_JSON_ATTRS = ("meta", "fits_extra")
+log = logging.getLogger("webbflow")
+
+_JSON_ATTRS = ("meta", "fits_extra", "wcs_sip")
+_WCS_ATTR = "webbflow_wcs_asdf"
 
 
 def _encode_attrs(ds: xr.Dataset) -> xr.Dataset:
@@ -29,6 +39,13 @@ def _encode_attrs(ds: xr.Dataset) -> xr.Dataset:
         if k in _JSON_ATTRS or isinstance(v, str | int | float)
     }
     out.attrs["webbflow_json_attrs"] = ",".join(k for k in _JSON_ATTRS if k in ds.attrs)
+    grid = ds.attrs.get("grid")
+    wcs = ds.attrs.get("wcs", getattr(grid, "wcs", None))
+    if wcs is not None:
+        out.attrs[_WCS_ATTR] = base64.b64encode(wcs_tree_bytes(wcs)).decode("ascii")
+    dropped = [k for k in ds.attrs if k not in out.attrs and k != "wcs"]
+    if dropped:
+        log.info("zarr: attributes %s not stored (not JSON; the WCS is kept)", ", ".join(dropped))
     for var in out.variables.values():
         var.encoding = {}
     return out
@@ -88,5 +105,17 @@ def open_zarr(path: str | Path) -> xr.Dataset:
     for key in str(attrs.pop("webbflow_json_attrs", "")).split(","):
         if key:
             attrs[key] = json.loads(attrs[key])
+    if _WCS_ATTR in attrs:
+        attrs["wcs"] = _decode_wcs(p, str(attrs.pop(_WCS_ATTR)))
     ds.attrs = attrs
     return ds
+
+
+def _decode_wcs(path: Path, text: str) -> Any:
+    import asdf
+
+    try:
+        with asdf.open(io.BytesIO(base64.b64decode(text)), lazy_load=False, memmap=False) as af:
+            return af.tree["meta"]["wcs"]
+    except Exception as exc:  # asdf raises many types for a corrupt tree
+        raise InputError(f"{path}: attribute {_WCS_ATTR} is not a readable ASDF WCS ({exc})") from None

@@ -11,7 +11,8 @@ writer produces the same bytes (no date or other varying card is written).
 The layouts follow the jwst reference-file data models (``MaskModel``,
 ``SaturationModel``, ``SuperBiasModel``, ``LinearityModel``, ``DarkModel``,
 ``GainModel``, ``ReadnoiseModel``, ``IPCModel``, ``FlatModel``,
-``PixelAreaModel``) so the jwst pipeline can read the files too.
+``PixelAreaModel``, ``NrcImgPhotomModel``; the ``DistortionModel`` is an ASDF file,
+:mod:`.distortion`) so the jwst pipeline can read the files too.
 
 One file per reftype and detector: the default FLAT and AREA are written with
 ``FILTER = PUPIL = ANY`` and do not depend on the filter (jwst's flats do; CRDS
@@ -33,7 +34,7 @@ from astropy.io import fits
 from webbflow import dq
 from webbflow.detectors import Detector, get_detector
 from webbflow.errors import ReferenceFileError, UsageError, suggest
-from webbflow.io.reffiles import arrays, photom
+from webbflow.io.reffiles import arrays, distortion, photom
 from webbflow.io.reffiles.arrays import GENERATOR_VERSION
 
 #: Reftypes the embedded default set provides, with their jwst data model name.
@@ -51,6 +52,10 @@ DATAMODELS: Final = {
     # NIRCam's; NIRISS and FGS files say NisImgPhotomModel / FgsImgPhotomModel (reffiles.photom)
     "photom": "NrcImgPhotomModel",
 }
+
+#: Reftypes of the default set written as ASDF files (not FITS images or tables), opened by
+#: their step rather than by the reference opener: the SIAF distortion (:mod:`.distortion`).
+ASDF_DATAMODELS: Final = {"distortion": "DistortionModel"}
 
 #: Fewest frames a default dark holds.
 MIN_DARK_FRAMES: Final = 10
@@ -89,7 +94,8 @@ def dark_frames_needed(ngroups: int, nframes: int, groupgap: int) -> int:
 def default_filename(reftype: str, detector: str, dark_frames: int | None = None) -> str:
     """File name of a default reference (the dark's carries its frame count)."""
     tag = f"dark_{dark_frames}f" if reftype == "dark" else reftype
-    return f"webbflow_{detector.lower()}_{tag}_v{GENERATOR_VERSION}.fits"
+    ext = "asdf" if reftype == "distortion" else "fits"
+    return f"webbflow_{detector.lower()}_{tag}_v{GENERATOR_VERSION}.{ext}"
 
 
 def default_reference(reftype: str, detector: str, dark_frames: int | None = None) -> Path:
@@ -98,7 +104,7 @@ def default_reference(reftype: str, detector: str, dark_frames: int | None = Non
     Parameters
     ----------
     reftype
-        One of :data:`DATAMODELS`.
+        One of :data:`DATAMODELS` or :data:`ASDF_DATAMODELS`.
     detector
         ``DETECTOR`` keyword value (see :mod:`webbflow.detectors`).
     dark_frames
@@ -110,10 +116,11 @@ def default_reference(reftype: str, detector: str, dark_frames: int | None = Non
     ReferenceFileError
         If there is no default of this reftype or for this detector.
     """
-    if reftype not in DATAMODELS:
+    known = {**DATAMODELS, **ASDF_DATAMODELS}
+    if reftype not in known:
         raise ReferenceFileError(
-            f"no embedded default {reftype} reference{suggest(reftype, DATAMODELS)} "
-            f"(defaults exist for {', '.join(DATAMODELS)}); pass override_{reftype} or use CRDS"
+            f"no embedded default {reftype} reference{suggest(reftype, known)} "
+            f"(defaults exist for {', '.join(known)}); pass override_{reftype} or use CRDS"
         )
     try:
         det = get_detector(detector)
@@ -328,6 +335,11 @@ def _write_photom(det: Detector, tmp: Path, _: int | None) -> None:
     _write(tmp, h, [table])
 
 
+def _write_distortion(det: Detector, tmp: Path, _: int | None) -> None:
+    """ASDF ``DistortionModel``: SIAF full-frame pixels → V2/V3 arcsec, see :mod:`.distortion`."""
+    distortion.write_distortion(det, tmp, GENERATOR_VERSION, _final_name(tmp))
+
+
 def _write_dark(det: Detector, tmp: Path, frames: int | None) -> None:
     """Dark (frames, y, x) float32 DN, streamed frame by frame; DQ (y, x); no ERR cube."""
     nframes = int(frames or MIN_DARK_FRAMES)
@@ -375,4 +387,5 @@ _WRITERS: Final[dict[str, Callable[[Detector, Path, int | None], None]]] = {
     "flat": _write_flat,
     "area": _write_area,
     "photom": _write_photom,
+    "distortion": _write_distortion,
 }

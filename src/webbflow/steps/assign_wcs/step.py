@@ -1,8 +1,9 @@
 """The ``assign_wcs`` step: the gwcs imaging WCS of an exposure, in ``ds.attrs["wcs"]``.
 
 No pixel is touched and nothing is computed: the step builds the WCS (:mod:`.wcs`) from the
-pointing in ``meta.wcsinfo`` and the distortion (a jwst ``DISTORTION`` reference when one is
-given or CRDS supplies it, else the detector's SIAF polynomials), fills
+pointing in ``meta.wcsinfo`` and the distortion (a jwst ``DISTORTION`` reference: an override,
+CRDS when configured, else the embedded default set's, which holds the detector's SIAF
+polynomials; ``override_distortion=N/A`` uses the SIAF polynomials directly), fills
 ``meta.wcsinfo.s_region`` from its footprint and, with ``sip_approx``, a FITS SIP
 approximation in ``ds.attrs["wcs_sip"]`` (header cards for the ``SCI`` extension).
 """
@@ -19,7 +20,6 @@ import xarray as xr
 from webbflow.engine.params import StepParams, param
 from webbflow.engine.step import RefFile, Rerun, Resolver, SkipStep, Step, default_resolver
 from webbflow.errors import InputError
-from webbflow.io.reffiles import crds_source
 from webbflow.io.wcs_asdf import read_distortion
 from webbflow.model import get_meta, meta_value, with_meta
 from webbflow.steps.assign_wcs.wcs import imaging_wcs, s_region
@@ -88,10 +88,10 @@ class AssignWcsStep(Step):
 class _DistortionResolver:
     """Resolves ``distortion`` for :class:`AssignWcsStep`; other reftypes go to ``inner``.
 
-    An override path is used as given (``N/A`` → SIAF); without one, CRDS is asked when it is
-    configured and otherwise the SIAF distortion is used (there is no embedded default file:
-    pysiaf's polynomials are the default). The opened reference is an empty Dataset whose
-    ``attrs["model"]`` is the file's model.
+    Resolution is the usual one (override → CRDS → embedded default,
+    :mod:`webbflow.io.reffiles.distortion`); ``N/A`` means the SIAF polynomials built in
+    memory. The opened reference is an empty Dataset whose ``attrs["model"]`` is the file's
+    model (read whole: it is small and not tiled).
     """
 
     def __init__(self, inner: Resolver | None) -> None:
@@ -103,9 +103,6 @@ class _DistortionResolver:
         return self.inner
 
     def resolve(self, reftype: str, ds: xr.Dataset, override: str | None) -> RefFile | None:
-        uses_crds = crds_source.crds_configured(getattr(self._inner(), "use_crds", None))
-        if reftype == "distortion" and override is None and not uses_crds:
-            return None
         return self._inner().resolve(reftype, ds, override)
 
     def open(self, ref: RefFile, ds: xr.Dataset) -> xr.Dataset:

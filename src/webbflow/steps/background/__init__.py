@@ -1,0 +1,1 @@
+"""Background subtraction (jwst ``BackgroundStep``, imaging): ``bkg_subtract``."""
