@@ -119,7 +119,9 @@ def test_run_image2_files_and_association(capsys: pytest.CaptureFixture[str], tm
         capsys, "run", "image2", str(rate), "-o", str(out), "-q", "--steps.flat_field.skip=true"
     )
     cal = out / "jw09999001001_01101_00001_nrca1_cal.fits"
-    assert code == 0 and stdout.strip() == str(cal)
+    i2d = out / "jw09999001001_01101_00001_nrca1_i2d.fits"  # jwst's Image2 resamples by default
+    assert code == 0 and stdout.split() == [str(cal), str(i2d)]
+    assert fits.getheader(i2d, "SCI")["BUNIT"] == "MJy/sr"
     assert fits.getheader(cal)["S_FLAT"] == "SKIPPED" and fits.getheader(cal, "SCI")["BUNIT"] == "MJy/sr"
     # an association elsewhere pointing into data/: refused unless --allow-outside
     asn = make_association([rate], kind="image2")

@@ -63,7 +63,11 @@ def test_rate_and_rateints_to_cal_and_calints(inputs: dict[str, Path], tmp_path:
     out = run_image2(
         [inputs["rate"], inputs["rateints"]], {}, RunOptions(output_dir=tmp_path, progress=False)
     )
-    assert [p.name for p in out] == [f"{ROOT}_cal.fits", f"{ROOT}_calints.fits"]
+    # jwst's Image2 also drizzles each 2-D cal to an i2d (resample, on by default)
+    assert [p.name for p in out] == [f"{ROOT}_cal.fits", f"{ROOT}_i2d.fits", f"{ROOT}_calints.fits"]
+    with fits.open(out[1]) as i2d:
+        assert i2d["SCI"].header["BUNIT"] == "MJy/sr" and "WHT" in i2d and "CON" in i2d
+    out = [out[0], out[2]]
     flat, photmjsr = _flat_and_photmjsr(out[0])
     for product, source in zip(out, (inputs["rate"], inputs["rateints"]), strict=True):
         with fits.open(product) as cal, fits.open(source) as rate:
@@ -80,7 +84,8 @@ def test_association_with_backgrounds(inputs: dict[str, Path], tmp_path: Path) -
         [inputs["rate"]], kind="image2", with_backgrounds=[inputs["bkg_a"], inputs["bkg_b"]]
     )
     asn_path = write_association(asn, inputs["rate"].parent / "bkg_asn.json", overwrite=True)
-    (cal,) = run_image2(asn_path, {}, RunOptions(output_dir=tmp_path, progress=False))
+    options = RunOptions(output_dir=tmp_path, progress=False)
+    (cal,) = run_image2(asn_path, {"resample": {"skip": True}}, options)
     assert cal.name == f"{asn.products[0].name}_cal.fits"
     flat, photmjsr = _flat_and_photmjsr(cal)
     with fits.open(cal) as hdul, fits.open(inputs["rate"]) as rate:

@@ -57,7 +57,11 @@ OPTIONAL_REFTYPES = ("flat",)
 
 @dataclass(frozen=True)
 class Simulation:
-    """A built (lazy) simulation: the exposure and what went into it."""
+    """A built (lazy) simulation: the exposure and what went into it.
+
+    ``geometry`` is the commanded one (that of the headers); ``scene.geometry`` the one the
+    sources were drawn with (they differ by ``pointing.error``).
+    """
 
     exposure: xr.Dataset
     scene: Scene
@@ -97,6 +101,10 @@ def build_simulation(config: SimConfig, *, tile: int | None = None, resolver: An
     cfg = config
     geometry = Geometry.from_aperture(
         cfg.aperture, Pointing(cfg.pointing.ra, cfg.pointing.dec, cfg.pointing.v3pa)
+    )
+    error = cfg.pointing.error  # the scene is drawn where the telescope looks; headers keep `geometry`
+    true_geometry = (
+        geometry if error.is_zero else geometry.with_pointing_error(error.dx, error.dy, error.droll)
     )
     det = get_detector(geometry.detector)
     readpatt = cfg.readout.readpatt  # validated against the instrument's patterns by SimConfig
@@ -183,7 +191,7 @@ def build_simulation(config: SimConfig, *, tile: int | None = None, resolver: An
         {"point": catalogs.point, "galaxy": catalogs.galaxy, "extended": catalogs.extended}
         if eff.sources
         else {},
-        geometry=geometry,
+        geometry=true_geometry,
         det=det,
         instrument=det.instrument,
         filter=cfg.filter,
@@ -362,6 +370,13 @@ def _provenance(cfg: SimConfig, scene: Scene, refs: dict[str, xr.Dataset], sky: 
         ["CRLIB", cfg.cosmic_rays.environment, "cosmic-ray environment"],
         ["CRSCALE", cfg.cosmic_rays.scale, "cosmic-ray rate scale"],
     ]
+    error = cfg.pointing.error
+    if not error.is_zero:  # the truth of an injected pointing error (absent when none)
+        cards += [
+            ["PNTERRDX", error.dx, "injected pointing error, ideal X, arcsec"],
+            ["PNTERRDY", error.dy, "injected pointing error, ideal Y, arcsec"],
+            ["PNTERRRL", error.droll, "injected roll error about reference point, deg"],
+        ]
     for kind, files in (("PTSRCCAT", cfg.catalogs.point), ("GALAXCAT", cfg.catalogs.galaxy)):
         cards.append([kind, ",".join(p.name for p in files)[:60] or "None", f"{kind[:-3].lower()} catalog"])
     cards.append(["EXTNDCAT", ",".join(p.name for p in cfg.catalogs.extended)[:60] or "None", "extended"])

@@ -73,6 +73,28 @@ class Readout(FrozenModel):
     _readpatt = field_validator("readpatt", mode="before")(upper)
 
 
+class PointingError(FrozenModel):
+    """A pointing error (as from the guide star): the scene is drawn off the commanded pointing.
+
+    Sources land ``(dx, dy)`` arcsec away along the aperture's ideal X and Y axes (about
+    ``dx / pixel_scale`` detector pixels) and rotated by ``droll`` deg (+X towards +Y) about the
+    aperture's reference point, from where the header WCS (the commanded pointing) puts them.
+    Zero (the default) changes nothing.
+    """
+
+    dx: float = Field(default=0.0, ge=-60.0, le=60.0, allow_inf_nan=False)
+    """Shift along the ideal X axis, arcsec."""
+    dy: float = Field(default=0.0, ge=-60.0, le=60.0, allow_inf_nan=False)
+    """Shift along the ideal Y axis, arcsec."""
+    droll: float = Field(default=0.0, ge=-1.0, le=1.0, allow_inf_nan=False)
+    """Roll about the aperture's reference point, deg."""
+
+    @property
+    def is_zero(self) -> bool:
+        """No error at all."""
+        return self.dx == 0.0 and self.dy == 0.0 and self.droll == 0.0
+
+
 class Pointing(FrozenModel):
     """Where the aperture's reference point looks, degrees."""
 
@@ -82,6 +104,8 @@ class Pointing(FrozenModel):
     """Declination, deg (or sexagesimal text ``"-27:47:29"`` in degrees)."""
     v3pa: float = 0.0
     """Position angle of the telescope V3 axis, deg east of north."""
+    error: PointingError = Field(default_factory=PointingError)
+    """Where the telescope really looks relative to the above (headers keep the above)."""
 
     @field_validator("ra", "dec", mode="before")
     @classmethod

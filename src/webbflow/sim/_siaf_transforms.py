@@ -138,6 +138,48 @@ def tel_to_sky(attitude: Any, v2: Any, v3: Any) -> tuple[np.ndarray, np.ndarray]
     return np.where(ra >= 360.0, 0.0, ra), dec  # mod of a tiny negative rounds to 360
 
 
+def offset_attitude(
+    attitude: Any,
+    v2_ref: float,
+    v3_ref: float,
+    v3_idl_yangle: float,
+    vidl_parity: int,
+    dx: float,
+    dy: float,
+    droll: float,
+) -> np.ndarray:
+    """The attitude under which the sky moves by ``(dx, dy)`` arcsec and ``droll`` deg in an ideal frame.
+
+    A source that ``attitude`` puts at ideal ``(X, Y)`` (the ideal frame of an aperture whose
+    reference point is ``(v2_ref, v3_ref)`` arcsec, V3IdlYAngle ``v3_idl_yangle`` deg, parity
+    ``vidl_parity``) lands, under the returned attitude, at ``R(droll) (X, Y) + (dx, dy)``, ``R``
+    turning +X towards +Y about the reference point. Exact at the reference point (a rotation
+    about it, then the rotation carrying it to ``(dx, dy)``); elsewhere to second order.
+    """
+    t = math.radians(v3_idl_yangle)
+
+    def tel(xi: float, yi: float) -> np.ndarray:  # ideal arcsec -> unit vector of the V frame
+        v2 = v2_ref + vidl_parity * xi * math.cos(t) + yi * math.sin(t)
+        v3 = v3_ref - vidl_parity * xi * math.sin(t) + yi * math.cos(t)
+        return unit_vectors(np.array(v2 / 3600), np.array(v3 / 3600))
+
+    ref, target = tel(0.0, 0.0), tel(dx, dy)
+    sense = np.sign(np.dot(np.cross(tel(1.0, 0.0) - ref, tel(0.0, 1.0) - ref), ref))
+    q = _rotation(ref, sense * math.radians(droll))
+    axis = np.cross(ref, target)
+    if np.linalg.norm(axis) > 0:
+        angle = math.atan2(float(np.linalg.norm(axis)), float(np.dot(ref, target)))
+        q = _rotation(axis / np.linalg.norm(axis), angle) @ q
+    # sky = attitude @ nominal = new @ (q @ nominal)  =>  new = attitude @ q^T
+    return np.asarray(attitude, float) @ q.T
+
+
+def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Right-handed rotation by ``angle`` (rad) about the unit vector ``axis`` (Rodrigues)."""
+    k = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
+    return np.eye(3) + math.sin(angle) * k + (1.0 - math.cos(angle)) * (k @ k)
+
+
 def solve_attitude(v2_ref: float, v3_ref: float, ra: float, dec: float, v3pa: float) -> np.ndarray:
     """Attitude matrix putting (v2_ref, v3_ref) at (ra, dec) with the PA of V3 at V1 = ``v3pa``.
 

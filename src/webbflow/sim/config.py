@@ -14,7 +14,7 @@ every value is typed and checked once, here.
     aperture: NRCB5_FULL
     filter: F444W
     readout: {readpatt: DEEP8, ngroups: 6}
-    pointing: {ra: 53.16, dec: -27.79, v3pa: 0.0}
+    pointing: {ra: 53.16, dec: -27.79, v3pa: 0.0}   # error: {dx: 0.1, dy: 0, droll: 0}
     catalogs: {point: [../catalogs/ptsrc_radec.cat]}
 
 * a Mirage input YAML (top-level ``Inst``, ``Readout``, ``Reffiles``... sections),
@@ -61,6 +61,7 @@ from webbflow.sim._config_sections import Noise as Noise
 from webbflow.sim._config_sections import Observation as Observation
 from webbflow.sim._config_sections import Output as Output
 from webbflow.sim._config_sections import Pointing as Pointing
+from webbflow.sim._config_sections import PointingError as PointingError
 from webbflow.sim._config_sections import Readout as Readout
 from webbflow.sim._siaf_names import detector_for_aperture as detector_for_aperture
 

@@ -30,7 +30,7 @@ aperture-name rules (detector, ``SUBARRAY`` keyword, readout window) in
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from webbflow.sim._siaf_transforms import (
     AREA_STEP,
     Frame,
     area_grid,
+    offset_attitude,
     solve_attitude,
     tel_to_sky,
     unit_vectors,
@@ -201,6 +202,21 @@ class Geometry:
             _attitude=tuple(tuple(float(v) for v in row) for row in att),
             _wcs=tuple(wcs.items()),
         )
+
+    def with_pointing_error(self, dx: float, dy: float, droll: float = 0.0) -> Geometry:
+        """This geometry with the telescope off its commanded pointing (a guide-star error).
+
+        Sources land ``(dx, dy)`` arcsec away, along the exposure aperture's ideal X and Y axes
+        (about ``dx / pixel_scale`` pixels on NIRCam and NIRISS), and rotated by ``droll`` deg
+        (+X towards +Y) about the aperture's reference point, from where this geometry puts them.
+        The sky mapping changes; :attr:`pointing` and :meth:`meta` still describe the commanded
+        pointing, which is what the headers of such an exposure carry.
+        """
+        w = dict(self._wcs)
+        att = offset_attitude(
+            self._attitude, w["v2_ref"], w["v3_ref"], w["v3yangle"], w["vparity"], dx, dy, droll
+        )
+        return replace(self, _attitude=tuple(tuple(float(v) for v in row) for row in att))
 
     def pixel_to_sky(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         """Sky position of 0-based full-frame pixels.
