@@ -170,8 +170,11 @@ CAL_STEP_KEYWORDS: Final[Mapping[str, str]] = {
     "assign_wcs": "S_WCS",
     "flat_field": "S_FLAT",
     "photom": "S_PHOTOM",
-    "skymatch": "S_SKYMAT",
     "bkg_subtract": "S_BKDSUB",
+    "tweakreg": "S_TWKREG",
+    "skymatch": "S_SKYMAT",
+    "outlier_detection": "S_OUTLIR",
+    "resample": "S_RESAMP",
 }
 
 #: ``meta.ref_file.<reftype>.name`` and their ``R_*`` keywords (jwst conventions).
