@@ -382,7 +382,7 @@ def test_simulated_relative_alignment(simulated: Any) -> None:
     rec = outputs[2].attrs["meta"]["tweakreg"]["relative"]
     assert rec["rotation_deg"] == pytest.approx(-(ERRORS[2][2] - ERRORS[0][2]), abs=0.005)
     # jwst's own centroids (IRAFStarFinder moments) carry a pixel-phase bias: still < 0.1 px, but worse
-    plain = relative_error(TweakRegStep(**DENSE)(inputs), truths)
+    plain = relative_error(TweakRegStep(refine_centroids=False, **DENSE)(inputs), truths)
     print("relative, finder centroids: worst error over the array, px:", np.round(plain, 4))
     assert max(worst) < max(plain) < 0.1
 
