@@ -24,7 +24,6 @@ from oracle.jwst_runner import offline_crds_env
 from test_products_cal import rate_dataset
 from webbflow.engine.execute import compute_products
 from webbflow.graphs.runner import RunOptions, run_image2
-
 from webbflow.io.products import fits_product
 from webbflow.io.reffiles.defaults import default_reference
 
