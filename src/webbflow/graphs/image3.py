@@ -91,14 +91,22 @@ class Image3(Pipeline):
 
     def run(self, inputs: Sequence[xr.Dataset]) -> Image3Result:
         """Build the lazy Image3 graph of ``inputs`` (cal Datasets with ``attrs["wcs"]``)."""
+        crf = self.align(inputs)
+        return Image3Result(crf, self.mosaic(crf))
+
+    def align(self, inputs: Sequence[xr.Dataset]) -> list[xr.Dataset]:
+        """tweakreg → skymatch → outlier_detection on ``inputs`` (lazy): the ``crf`` exposures."""
         exposures = list(inputs)
         if not exposures:
             raise UsageError("image3: no exposures given")
         check_inputs(exposures)
         for name in ("tweakreg", "skymatch", "outlier_detection"):
             exposures = self.steps[name](exposures)
-        mosaic = None if self.steps["resample"].params.skip else self.steps["resample"](exposures)
-        return Image3Result(exposures, mosaic)
+        return exposures
+
+    def mosaic(self, crf: Sequence[xr.Dataset]) -> xr.Dataset | None:
+        """The resampled mosaic of ``crf`` (lazy), or ``None`` when resample is skipped."""
+        return None if self.steps["resample"].params.skip else self.steps["resample"](list(crf))
 
 
 def check_inputs(exposures: Sequence[xr.Dataset]) -> None:
@@ -210,25 +218,35 @@ def run_image3(
     pipe = Image3(steps=steps)
     exposures = [open_product(path, tile=options.tile) for path in job.members]
     log.info("image3: %d exposures -> %s", len(exposures), job.product)
-    result = pipe.run(exposures)
+    check_inputs(exposures)
     out = Path(options.output_dir)
-    products: list[Any] = []
-    if pipe.steps["outlier_detection"].params.skip is False:
-        for member, ds in zip(job.members, result.crf, strict=True):
-            products.append(
-                fits_product(ds, out / crf_name(member, job.asn_id), "crf", overwrite=options.overwrite)
-            )
     i2d = out / f"{job.product}_i2d.fits"
-    if result.mosaic is not None:
-        mosaic = with_meta(result.mosaic, {"filename": i2d.name})
-        products.append(fits_product(mosaic, i2d, "i2d", overwrite=options.overwrite))
+    written: list[Path] = []
+    products: list[Any]
+    with scheduler(options.scheduler, progress=options.progress) as client:
+        # 1. align, match skies, flag outliers; the crf files are written and read back, so the
+        #    mosaic's tiles read their inputs from files (each tile task just its window)
+        crfs = pipe.align(exposures)
+        if not pipe.steps["outlier_detection"].params.skip:
+            paths = [out / crf_name(member, job.asn_id) for member in job.members]
+            products = [
+                fits_product(ds, path, "crf", overwrite=options.overwrite)
+                for ds, path in zip(crfs, paths, strict=True)
+            ]
+            check_unique(products)
+            written += compute_products(products, client=client, progress=options.progress)
+            crfs = [open_product(path, tile=options.tile) for path in paths]
+        # 2. the mosaic
+        mosaic = pipe.mosaic(crfs)
+        if mosaic is None:
+            return written
+        mosaic = with_meta(mosaic, {"filename": i2d.name})
+        products = [fits_product(mosaic, i2d, "i2d", overwrite=options.overwrite)]
         if options.save_intermediate == "zarr":
             products.append(ZarrProduct(mosaic, i2d.with_suffix(".zarr"), options.overwrite))
-    check_unique(products)
-    written: list[Path] = []
-    with scheduler(options.scheduler, progress=options.progress) as client:
         written += compute_products(products, client=client, progress=options.progress)
-        if result.mosaic is not None and not pipe.steps["source_catalog"].params.skip:
+        # 3. the catalog, from the written mosaic (its two passes read the file)
+        if not pipe.steps["source_catalog"].params.skip:
             catalog = catalog_products(
                 open_product(i2d), pipe.steps["source_catalog"], out, job.product, options
             )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 from astropy.io import fits
@@ -77,6 +78,46 @@ class _MemmapTarget:
         del out
 
 
+def _write_tile(targets: Sequence[_MemmapTarget], where: Sequence[tuple[slice, ...]], *blocks: Any) -> None:
+    for target, key, block in zip(targets, where, blocks, strict=True):
+        target[key] = block
+
+
+def _store_by_tile(tiled: Sequence[tuple[da.Array, _MemmapTarget]]) -> list[Delayed]:
+    """Delayed writes of ``(array, target)`` pairs: one task per (y, x) tile for all arrays.
+
+    Arrays tiled like the first one in their last two dims (SCI, ERR, DQ, VAR_* of a product,
+    all planes of a mosaic tile) are written together, so every block of a tile comes from the
+    one upstream task that made them (e.g. a mosaic tile's finalize) while it is in memory:
+    separate stores let the scheduler keep every tile's planes until the last plane's turn.
+    Other arrays are stored on their own (``da.store``).
+    """
+    if not tiled:
+        return []
+    yx = tiled[0][0].chunks[-2:]
+    grouped = [
+        (a, t)
+        for a, t in tiled
+        if a.ndim >= 2 and a.chunks[-2:] == yx and a.numblocks[:-2] == (1,) * (a.ndim - 2)
+    ]
+    rest = [(a, t) for a, t in tiled if all(a is not g for g, _ in grouped)]
+    tasks: list[Delayed] = [da.store(a, t, lock=False, compute=False) for a, t in rest]  # type: ignore[arg-type]
+    if not grouped:
+        return tasks
+    blocks = [a.to_delayed(optimize_graph=False).reshape(a.numblocks[-2:]) for a, _ in grouped]
+    targets = [t for _, t in grouped]
+    ystarts = np.cumsum((0, *yx[0]))
+    xstarts = np.cumsum((0, *yx[1]))
+    write: Any = dask.delayed(_write_tile, pure=False)
+    for j in range(len(yx[0])):
+        for k in range(len(yx[1])):
+            ys = slice(int(ystarts[j]), int(ystarts[j + 1]))
+            xs = slice(int(xstarts[k]), int(xstarts[k + 1]))
+            where = [(*(slice(None),) * (a.ndim - 2), ys, xs) for a, _ in grouped]
+            tasks.append(write(targets, where, *[b[j, k] for b in blocks]))
+    return tasks
+
+
 def _card_header(cards: Iterable[tuple[str, Any, str]]) -> fits.Header:
     header = fits.Header()
     for key, value, comment in cards:
@@ -125,7 +166,7 @@ class FitsProduct:
         self.tmp = temporary_name(self.path)
         primary = fits.Header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0), ("EXTEND", True)])
         primary.extend(_card_header(self.primary_cards), unique=True)
-        tasks: list[Delayed] = []
+        tiled: list[tuple[da.Array, _MemmapTarget]] = []
         with self.tmp.open("wb") as f:
             f.write(primary.tostring(padding=True).encode("ascii"))
             for ext in self.images:
@@ -140,8 +181,8 @@ class FitsProduct:
                     continue
                 target = _MemmapTarget(self.tmp, offset, shape, disk, dtype)
                 data = ext.data if isinstance(ext.data, da.Array) else da.from_array(np.asarray(ext.data))
-                tasks.append(da.store(data, target, lock=False, compute=False))  # type: ignore[arg-type]
-        return tasks
+                tiled.append((data, target))
+        return _store_by_tile(tiled)
 
     def finish(self) -> Path:
         """Append the tables and move the file into place."""

@@ -136,6 +136,33 @@ def prepare(inputs: Sequence[xr.Dataset], grid: OutputGrid) -> list[Source]:
     return sources
 
 
+class _FileWindow:
+    """A window of a file-backed input array, read by the task that drizzles it.
+
+    Input arrays opened straight from FITS (:func:`webbflow.io.fits_reader.open_product`) are
+    read by each drizzle task for just its window instead of through shared chunk keys: the
+    scheduler would otherwise keep every chunk until its last output tile is done, which for a
+    mosaic held a band of whole exposures (memory growing with the mosaic's width).
+    """
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+    def read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        return np.asarray(self.source[rows[0] : rows[1], cols[0] : cols[1]])
+
+
+def file_source(arr: da.Array) -> Any:
+    """The array object a file-backed dask array reads from (``da.from_array`` root), or None."""
+    graph = arr.__dask_graph__()
+    layers = getattr(graph, "layers", {})
+    root = f"original-{arr.name}"
+    if set(layers) != {root, arr.name} or not str(arr.name).startswith("read-"):
+        return None
+    source = graph.get(root)
+    return source if hasattr(source, "__getitem__") and getattr(source, "ndim", 0) == 2 else None
+
+
 def _blocks(arr: da.Array, ys: tuple[int, int], xs: tuple[int, int]) -> list[list[Key]]:
     """Nested list of the chunk keys of ``arr`` in chunk rows ys[0]..ys[1], cols xs[0]..xs[1]."""
     return [[(arr.name, j, k) for k in range(xs[0], xs[1] + 1)] for j in range(ys[0], ys[1] + 1)]
@@ -155,7 +182,12 @@ def _pair(
     index: int,
     single: bool,
 ) -> Any:
-    arrays = {n: assemble(b, start, region.hrows, region.hcols) for n, b in zip(names, blocks, strict=True)}
+    arrays = {
+        n: b.read(region.hrows, region.hcols)
+        if isinstance(b, _FileWindow)
+        else assemble(b, start, region.hrows, region.hcols)
+        for n, b in zip(names, blocks, strict=True)
+    }
     part = drizzle_one(
         arrays, in_wcs, out_wcs, region, settings, exptime=exptime, sky=sky, index=index, variances=not single
     )
@@ -208,9 +240,14 @@ def pair_keys(
         src.wcs_key,
         grid_wcs_key(grid),
         threshold,
-        *[_blocks(src.arrays[n], ys, xs) for n in names],
+        *[_window_or_blocks(src.arrays[n], ys, xs) for n in names],
     )
     return key
+
+
+def _window_or_blocks(arr: da.Array, ys: tuple[int, int], xs: tuple[int, int]) -> Any:
+    source = file_source(arr)
+    return _FileWindow(source) if source is not None else _blocks(arr, ys, xs)
 
 
 def grid_wcs_key(grid: OutputGrid) -> str:
@@ -242,6 +279,21 @@ def tree(
             nxt.append(key)
         keys, level = nxt, level + 1
     return keys[0]
+
+
+def chain(dsk: dict[Any, Any], keys: list[Key], prefix: tuple[Any, ...], func: Callable[..., Any]) -> Key:
+    """Fold ``keys`` left to right with ``func`` (``func(func(k0, k1), k2)...``); the last key.
+
+    A chain keeps one running sum per output tile: each input's partial is added as soon as it
+    exists and then freed, so a tile's memory does not grow with the number of inputs (a tree
+    lets the scheduler compute every partial of a level first).
+    """
+    acc = keys[0]
+    for i, key in enumerate(keys[1:]):
+        new = (*prefix, i)
+        dsk[new] = (func, acc, key)
+        acc = new
+    return acc
 
 
 def tile_ids(grid: OutputGrid) -> list[tuple[tuple[int, int], tuple[int, int, int, int]]]:

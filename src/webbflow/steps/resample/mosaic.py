@@ -1,8 +1,8 @@
 """The combined mosaic (jwst's ``i2d``): every input drizzled onto the output grid, tile by tile.
 
 Per output tile the graph has one task per overlapping input (its :class:`~.kernel.Partial`),
-a tree of partial sums (fan-in 8, float64) and a finalize task; so a tile's memory is a few
-tile-sized planes whatever the number of inputs. See :mod:`webbflow.steps.resample.kernel` for
+a chain of running sums (float64) and a finalize task; so a tile's memory is a few tile-sized
+planes whatever the number of inputs. See :mod:`webbflow.steps.resample.kernel` for
 the arithmetic (it follows jwst/stcal ``Resample``: drizzle's weighted mean for SCI and WHT,
 variances from drizzled sqrt(VAR) combined with squared weights, ERR from the variances).
 """
@@ -26,7 +26,7 @@ from dask.highlevelgraph import HighLevelGraph
 from webbflow.errors import UsageError
 from webbflow.io.keywords import set_path
 from webbflow.model import get_meta
-from webbflow.steps.resample.drizzle_tiles import pair_keys, prepare, settings_for, tile_ids, tree, wcs_nodes
+from webbflow.steps.resample.drizzle_tiles import chain, pair_keys, prepare, settings_for, tile_ids, wcs_nodes
 from webbflow.steps.resample.grid import OutputGrid
 from webbflow.steps.resample.kernel import VARIANCES, add_partials, finalize
 
@@ -119,7 +119,7 @@ def resample(
             pixel_scale_ratio=settings.pixel_scale_ratio,
         )
         if keys:
-            core[(fin, *tile_id)] = (done, tree(core, keys, (red, *tile_id), add_partials))
+            core[(fin, *tile_id)] = (done, chain(core, keys, (red, *tile_id), add_partials))
         else:
             core[(fin, *tile_id)] = (done, None)
     log.info(

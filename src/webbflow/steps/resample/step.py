@@ -57,7 +57,9 @@ class Params(StepParams):
     pixmap_stepsize: int = param(
         1, "1: exact pixel map; n > 1: interpolate between WCS nodes every n px.", minimum=1
     )
-    tile: int = param(1024, "Output tile (dask chunk) size, px.", minimum=16)
+    tile: int = param(
+        512, "Output tile (dask chunk) size, px (memory per task ~ 60 x tile^2 bytes).", minimum=16
+    )
 
 
 class ResampleStep:
