@@ -342,7 +342,7 @@ def test_match_without_overlap_is_skipped(exposures: Any) -> None:
         ({"nclip": -1}, "skymatch.nclip: -1 is below the minimum 0"),
         ({"lsigma": 0}, "skymatch.lsigma: 0.0 must be > 0"),
         ({"lower": 1.0, "upper": 0.5}, "skymatch.lower (1.0) must be below skymatch.upper (0.5)"),
-        ({"dqbits": "~DO_NOT_USE+SHINY"}, "skymatch.dqbits: '~DO_NOT_USE+SHINY' is not a DQ bit expression"),
+        ({"dqbits": "~DO_NOT_USE+SHINY"}, "skymatch.dqbits = '~DO_NOT_USE+SHINY': not a DQ bit value"),
         ({"subtrakt": True}, "unknown parameter skymatch.subtrakt; did you mean 'subtract'?"),
     ],
 )

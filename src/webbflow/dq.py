@@ -90,3 +90,28 @@ def bits_from_names(names: str | list[str]) -> int:
             raise ValueError(f"unknown DQ flag {name!r}; expected one of {', '.join(FLAGS)}")
         value |= FLAGS[key]
     return value
+
+
+def bad_bits(good_bits: str | int | None, where: str = "good_bits") -> int:
+    """The uint32 mask of DQ bits that exclude a pixel, from jwst's "good bits" syntax.
+
+    ``"~DO_NOT_USE"`` → DO_NOT_USE only; ``"DO_NOT_USE+SATURATED"`` or ``3`` → every other bit;
+    ``0`` → every bit; ``None`` → none (DQ ignored). Flag names are this module's.
+
+    Raises
+    ------
+    UsageError
+        Naming ``where`` (e.g. ``"resample.good_bits"``) and the expression it cannot read.
+    """
+    from astropy.nddata.bitmask import interpret_bit_flags
+
+    from webbflow.errors import UsageError
+
+    try:
+        good = interpret_bit_flags(good_bits, flag_name_map=dict(FLAGS))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UsageError(
+            f"{where} = {good_bits!r}: not a DQ bit value or '+'-joined flag names, optionally "
+            f"'~'-prefixed ({exc})"
+        ) from None
+    return 0 if good is None else int(~int(good) & 0xFFFFFFFF)

@@ -45,7 +45,6 @@ from typing import Any, Final, NamedTuple
 import dask.array as da
 import numpy as np
 import xarray as xr
-from astropy.nddata.bitmask import interpret_bit_flags
 
 from webbflow import dq
 from webbflow.engine.list_step import ListStep
@@ -102,20 +101,8 @@ class Params(StepParams):
 
 
 def bad_bits(good_bits: str | int | None) -> int:
-    """The uint32 mask of DQ bits that exclude a pixel, from jwst-style ``good_bits``.
-
-    ``"~DO_NOT_USE"`` → ``DO_NOT_USE``; ``"DO_NOT_USE+SATURATED"`` or ``3`` → every other bit;
-    ``0`` → every bit; ``None`` → none.
-    """
-    try:
-        good = interpret_bit_flags(good_bits, flag_name_map=dict(dq.FLAGS))
-    except (TypeError, ValueError, KeyError) as exc:
-        names = ", ".join(dq.FLAGS)
-        raise UsageError(
-            f"outlier_detection.good_bits: cannot read {good_bits!r} ({exc}); expected an int or "
-            f"'+'-joined flag names, optionally '~'-prefixed, from {names}"
-        ) from None
-    return 0 if good is None else (~int(good)) & 0xFFFFFFFF
+    """The uint32 mask of DQ bits that exclude a pixel (:func:`webbflow.dq.bad_bits`)."""
+    return dq.bad_bits(good_bits, "outlier_detection.good_bits")
 
 
 class Intermediates(NamedTuple):

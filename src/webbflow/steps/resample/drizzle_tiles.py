@@ -17,7 +17,6 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import xarray as xr
-from astropy.nddata.bitmask import interpret_bit_flags
 from dask.base import tokenize
 
 from webbflow import dq as dqflags
@@ -55,12 +54,8 @@ class Source:
 
 
 def bad_bits(good_bits: str | int | None) -> int:
-    """DQ bits that reject a pixel, from jwst's ``good_bits`` ("~DO_NOT_USE", "DO_NOT_USE+...", int)."""
-    try:
-        good = interpret_bit_flags(good_bits, flag_name_map=dict(dqflags.FLAGS))
-    except (TypeError, ValueError, KeyError) as exc:
-        raise UsageError(f"resample.good_bits = {good_bits!r}: not a DQ bit value or names ({exc})") from None
-    return 0 if good is None else int(~int(good) & 0xFFFFFFFF)
+    """DQ bits that reject a pixel, from jwst's ``good_bits`` (:func:`webbflow.dq.bad_bits`)."""
+    return dqflags.bad_bits(good_bits, "resample.good_bits")
 
 
 def settings_for(

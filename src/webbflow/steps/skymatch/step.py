@@ -35,7 +35,6 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
-from astropy.nddata.bitmask import interpret_bit_flags
 
 from webbflow import dq
 from webbflow.engine.list_step import ListStep
@@ -186,27 +185,8 @@ class SkyMatchStep(ListStep):
 
 
 def bad_bits(dqbits: str | int | None) -> int:
-    """The DQ bits that make a pixel unusable, from jwst's "good bits" ``dqbits`` (0: DQ ignored).
-
-    ``"~DO_NOT_USE+NON_SCIENCE"`` (jwst's default) means only those two flags are bad;
-    ``"4+8"`` means every flag but those; ``None`` ignores DQ.
-
-    Raises
-    ------
-    UsageError
-        An unknown flag name or malformed expression.
-    """
-    try:
-        good = interpret_bit_flags(dqbits, flag_name_map=dict(dq.FLAGS))
-    except KeyError as exc:
-        raise UsageError(
-            f"skymatch.dqbits: {dqbits!r} is not a DQ bit expression (unknown flag {exc})"
-        ) from None
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"skymatch.dqbits: {dqbits!r} is not a DQ bit expression ({exc})") from None
-    if good is None:
-        return 0
-    return int(~int(good) & 0xFFFFFFFF)
+    """DQ bits that make a pixel unusable, from jwst's good-bits ``dqbits`` (:func:`webbflow.dq.bad_bits`)."""
+    return dq.bad_bits(dqbits, "skymatch.dqbits")
 
 
 def exposure_groups(inputs: Sequence[xr.Dataset]) -> tuple[list[int], list[list[int]]]:
