@@ -200,7 +200,7 @@ def output_grid(
     crpix: tuple[float, float] | None = None,
     crval: tuple[float, float] | None = None,
     output_shape: tuple[int, int] | None = None,
-    tile: int | tuple[int, int] = 1024,
+    tile: int | tuple[int, int] = 512,
 ) -> OutputGrid:
     """A TAN grid covering the union of the inputs' footprints (jwst ``ResampleStep`` conventions).
 
