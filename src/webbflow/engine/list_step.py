@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import xarray as xr
@@ -30,10 +30,6 @@ class ListStep(Step):
     def build_list(self, inputs: Sequence[xr.Dataset]) -> list[xr.Dataset]:
         """Return the lazily transformed exposures, in input order (override in subclasses)."""
         raise NotImplementedError(f"{type(self).__name__}.build_list")
-
-    def build(self, ds: xr.Dataset, refs: Mapping[str, xr.Dataset]) -> xr.Dataset:
-        """One exposure alone: ``build_list([ds])[0]``."""
-        return self.build_list([ds])[0]
 
     def __call__(
         self,

@@ -218,7 +218,6 @@ def run_image3(
     pipe = Image3(steps=steps)
     exposures = [open_product(path, tile=options.tile) for path in job.members]
     log.info("image3: %d exposures -> %s", len(exposures), job.product)
-    check_inputs(exposures)
     out = Path(options.output_dir)
     i2d = out / f"{job.product}_i2d.fits"
     written: list[Path] = []

@@ -21,6 +21,7 @@ from dask.base import tokenize
 
 from webbflow import dq as dqflags
 from webbflow.errors import InputError, UsageError
+from webbflow.io.lazy_fits import FitsImageArray
 from webbflow.model import get_meta
 from webbflow.steps.resample.grid import OutputGrid, input_wcs, native_scale
 from webbflow.steps.resample.kernel import VARIANCES, DrizzleSettings, Region, drizzle_one
@@ -147,15 +148,14 @@ class _FileWindow:
         return np.asarray(self.source[rows[0] : rows[1], cols[0] : cols[1]])
 
 
-def file_source(arr: da.Array) -> Any:
-    """The array object a file-backed dask array reads from (``da.from_array`` root), or None."""
+def file_source(arr: da.Array) -> FitsImageArray | None:
+    """The 2-D FITS reader a dask array is a plain ``da.from_array`` of, or None."""
     graph = arr.__dask_graph__()
-    layers = getattr(graph, "layers", {})
     root = f"original-{arr.name}"
-    if set(layers) != {root, arr.name} or not str(arr.name).startswith("read-"):
+    if set(getattr(graph, "layers", {})) != {root, arr.name}:
         return None
     source = graph.get(root)
-    return source if hasattr(source, "__getitem__") and getattr(source, "ndim", 0) == 2 else None
+    return source if isinstance(source, FitsImageArray) and source.ndim == 2 else None
 
 
 def _blocks(arr: da.Array, ys: tuple[int, int], xs: tuple[int, int]) -> list[list[Key]]:
