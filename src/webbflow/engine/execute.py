@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import dask
 from dask.delayed import Delayed
 
-from webbflow.errors import StepError, UsageError, WebbflowError
+from webbflow.errors import StepError, WebbflowError
 
 log = logging.getLogger("webbflow")
 
@@ -48,13 +48,20 @@ def scheduler(spec: str | None = None, *, progress: bool = True) -> Iterator[Any
     spec
         ``None``/``"threads"``: local threads, one per core (default; kernels
         release the GIL). ``"sync"``: one thread, for debugging.
-        ``"local:N"``: a ``distributed.LocalCluster`` of N single-threaded
-        worker processes. Anything else: the address of a running
+        ``"local"``: a ``distributed.LocalCluster`` sized to the machine (one
+        single-threaded worker process per core, the available memory shared
+        between them). ``"local:N"``: N such workers. A path ending in
+        ``.yaml``/``.yml``: a cluster spec (SLURM, PBS, Kubernetes, ...; see
+        :mod:`webbflow.engine.clusters`). Anything else: the address of a running
         ``distributed`` scheduler (also taken from ``DASK_SCHEDULER_ADDRESS``).
+    progress
+        Print the dashboard link (and serve it, for local clusters).
 
     Yields
     ------
     distributed.Client or None
+        None for the threaded schedulers. Any cluster started here is closed on
+        exit, also on error.
     """
     spec = spec or os.environ.get("DASK_SCHEDULER_ADDRESS") or "threads"
     if spec in ("threads", "sync", "synchronous"):
@@ -62,31 +69,9 @@ def scheduler(spec: str | None = None, *, progress: bool = True) -> Iterator[Any
         with dask.config.set(scheduler=name):
             yield None
         return
-    from distributed import Client, LocalCluster
+    from webbflow.engine.clusters import open_client
 
-    if spec.startswith("local"):
-        _, _, n = spec.partition(":")
-        try:
-            workers = int(n) if n else (os.cpu_count() or 1)
-        except ValueError:
-            raise UsageError(f"--scheduler {spec!r}: expected local:N with N a number of workers") from None
-        with (
-            LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0" if progress else None,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            _announce(client, progress)
-            yield client
-        return
-    try:
-        client = Client(spec, timeout="10s")
-    except (OSError, TimeoutError) as exc:
-        raise UsageError(f"--scheduler {spec!r}: cannot connect to a dask scheduler there ({exc})") from None
-    with client:
+    with open_client(spec, dashboard=progress) as client:
         _announce(client, progress)
         yield client
 
