@@ -48,6 +48,13 @@ def detector1_products(
     ds: xr.Dataset, steps: Mapping[str, Mapping[str, Any]], options: RunOptions
 ) -> list[Product]:
     """The products of Detector1 on one lazy exposure: rate, rateints (+ calibrated ramp)."""
+    return detector1_outputs(ds, steps, options)[0]
+
+
+def detector1_outputs(
+    ds: xr.Dataset, steps: Mapping[str, Mapping[str, Any]], options: RunOptions
+) -> tuple[list[Product], xr.Dataset, xr.Dataset]:
+    """Like :func:`detector1_products`, also returning the lazy ``rate`` and ``rateints`` Datasets."""
     from webbflow.graphs.detector1 import Detector1
 
     require_ramp(ds, str(ds.attrs.get("source", "exposure")))
@@ -71,7 +78,7 @@ def detector1_products(
     products.append(
         fits_product(rateints, out / product_name(meta, "rateints"), "rateints", overwrite=options.overwrite)
     )
-    return products
+    return products, rate, rateints
 
 
 def run_detector1(
@@ -140,38 +147,49 @@ def run_image2(
     UsageError
         No inputs, unknown steps or parameters, two inputs writing the same product.
     """
-    from webbflow.graphs.image2 import HOOKED_STEPS, i2d_products
-
     options = options or RunOptions()
     paths = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
     if not paths:
         raise UsageError("no input files given")
-    config = {k: dict(v) for k, v in (steps or {}).items() if k not in HOOKED_STEPS}
-    hooked = {k: dict(v) for k, v in (steps or {}).items() if k in HOOKED_STEPS}
     products: list[Product] = []
     for science, backgrounds, stem in _image2_jobs(paths, options.allow_outside):
         ds = open_product(science, tile=options.tile)
         _require_rate_file(ds, science)
-        step_config = dict(config)
-        if backgrounds:
-            step_config["bkg_subtract"] = {
-                **config.get("bkg_subtract", {}),
-                "bkg_list": tuple(str(b) for b in backgrounds),
-            }
-        cal = Image2(steps=step_config)(ds)
-        suffix: Literal["cal", "calints"] = "calints" if ds["sci"].ndim == 3 else "cal"
-        name = f"{stem}_{suffix}.fits" if stem else product_name(get_meta(ds), suffix)
-        out = options.output_dir
-        products.append(fits_product(cal, out / name, suffix, overwrite=options.overwrite))
-        combined = cal.attrs.get("combined_background")
-        if combined is not None:
-            bkg_name = name.replace(f"_{suffix}.fits", "_combinedbackground.fits")
-            products.append(fits_product(combined, out / bkg_name, "rate", overwrite=options.overwrite))
-        root = name.removesuffix(f"_{suffix}.fits")
-        products += i2d_products(cal, root, hooked.get("resample", {}), out, options.overwrite)
+        products += image2_products(ds, stem, backgrounds, steps or {}, options)
     check_unique(products)
     with scheduler(options.scheduler, progress=options.progress) as client:
         return compute_products(products, client=client, progress=options.progress)
+
+
+def image2_products(
+    ds: xr.Dataset,
+    stem: str,
+    backgrounds: Sequence[Path],
+    steps: Mapping[str, Mapping[str, Any]],
+    options: RunOptions,
+) -> list[Product]:
+    """The Image2 products of one lazy rate-level exposure: ``cal``/``calints`` (+ ``i2d``).
+
+    ``stem`` names the outputs (``<stem>_cal.fits``); empty: the input's root.
+    """
+    from webbflow.graphs.image2 import HOOKED_STEPS, i2d_products
+
+    config = {k: dict(v) for k, v in steps.items() if k not in HOOKED_STEPS}
+    hooked = {k: dict(v) for k, v in steps.items() if k in HOOKED_STEPS}
+    if backgrounds:
+        bkg = {**config.get("bkg_subtract", {}), "bkg_list": tuple(str(b) for b in backgrounds)}
+        config["bkg_subtract"] = bkg
+    cal = Image2(steps=config)(ds)
+    suffix: Literal["cal", "calints"] = "calints" if ds["sci"].ndim == 3 else "cal"
+    name = f"{stem}_{suffix}.fits" if stem else product_name(get_meta(ds), suffix)
+    out = options.output_dir
+    products: list[Product] = [fits_product(cal, out / name, suffix, overwrite=options.overwrite)]
+    combined = cal.attrs.get("combined_background")
+    if combined is not None:
+        bkg_name = name.replace(f"_{suffix}.fits", "_combinedbackground.fits")
+        products.append(fits_product(combined, out / bkg_name, "rate", overwrite=options.overwrite))
+    root = name.removesuffix(f"_{suffix}.fits")
+    return products + i2d_products(cal, root, hooked.get("resample", {}), out, options.overwrite)
 
 
 def _image2_jobs(paths: Sequence[Path], allow_outside: bool) -> list[tuple[Path, tuple[Path, ...], str]]:

@@ -164,8 +164,7 @@ class FitsProduct:
         """Write the headers and the file's full size; return the delayed tile writes."""
         check_writable(self.path, self.overwrite)
         self.tmp = temporary_name(self.path)
-        primary = fits.Header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0), ("EXTEND", True)])
-        primary.extend(_card_header(self.primary_cards), unique=True)
+        primary = self._primary_header()
         tiled: list[tuple[da.Array, _MemmapTarget]] = []
         with self.tmp.open("wb") as f:
             f.write(primary.tostring(padding=True).encode("ascii"))
@@ -183,6 +182,22 @@ class FitsProduct:
                 data = ext.data if isinstance(ext.data, da.Array) else da.from_array(np.asarray(ext.data))
                 tiled.append((data, target))
         return _store_by_tile(tiled)
+
+    def _primary_header(self) -> fits.Header:
+        primary = fits.Header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0), ("EXTEND", True)])
+        primary.extend(_card_header(self.primary_cards), unique=True)
+        return primary
+
+    def headers(self) -> dict[str, fits.Header]:
+        """The headers as a reader of the finished file will parse them, by extension name.
+
+        They go through the same FITS text as the file (so floats round like the file's),
+        which lets a lazy graph stand in for reading the product back (:mod:`webbflow.io.reopen`).
+        """
+        out = {"PRIMARY": fits.Header.fromstring(self._primary_header().tostring(padding=True))}
+        for ext in self.images:
+            out[ext.name] = fits.Header.fromstring(_image_header(ext)[0].decode("ascii"))
+        return out
 
     def finish(self) -> Path:
         """Append the tables and move the file into place."""

@@ -16,6 +16,7 @@ import copy
 import datetime as _dt
 import functools
 import io
+import os
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -200,9 +201,17 @@ def _to_uint16(data: Any) -> Any:
     return data.clip(0, 65535).round().astype(np.uint16) if data.dtype != np.uint16 else data
 
 
+def _creation_time() -> _dt.datetime:
+    """Now, or ``SOURCE_DATE_EPOCH`` (the reproducible-builds convention) for byte-identical files."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
+    return _dt.datetime.now(_dt.UTC)
+
+
 def _product_meta(meta: dict[str, Any], path: Path, datamodel: str) -> dict[str, Any]:
     out = copy.deepcopy(meta)
-    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+    now = _creation_time().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
     for key, value in (
         ("filename", path.name),
         ("model_type", datamodel),
