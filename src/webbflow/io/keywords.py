@@ -175,6 +175,10 @@ CAL_STEP_KEYWORDS: Final[Mapping[str, str]] = {
     "skymatch": "S_SKYMAT",
     "outlier_detection": "S_OUTLIR",
     "resample": "S_RESAMP",
+    "firstframe": "S_FRSTFR",
+    "lastframe": "S_LASTFR",
+    "reset": "S_RESET",
+    "rscd": "S_RSCD",
 }
 
 #: ``meta.ref_file.<reftype>.name`` and their ``R_*`` keywords (jwst conventions).
@@ -196,6 +200,8 @@ REF_FILE_KEYWORDS: Final[Mapping[str, str]] = {
     "photom": "R_PHOTOM",
     "area": "R_AREA",
     "distortion": "R_DISTOR",
+    "reset": "R_RESET",
+    "rscd": "R_RSCD",
 }
 
 _BY_KEYWORD: Final = {k.keyword: k for k in KEYWORDS}

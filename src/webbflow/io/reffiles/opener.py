@@ -25,6 +25,7 @@ from webbflow.io.fits_reader import open_fits
 from webbflow.io.keywords import header_to_meta
 from webbflow.io.lazy_fits import FitsImageArray, hdu_layout
 from webbflow.io.reffiles.photom import open_photom_table
+from webbflow.io.reffiles.rscd import open_rscd_table
 from webbflow.model import meta_value, tile_size, window
 
 
@@ -66,10 +67,15 @@ LAYOUTS: Final[dict[str, tuple[Var, ...]]] = {
         Var("dq", "DQ", _YX, np.uint32, False),
     ),
     "area": (Var("sci", "SCI", _YX, np.float32),),
+    # MIRI RESET: (NINTS, NGROUPS) planes of the reset anomaly; DQ is per pixel
+    "reset": (
+        Var("sci", "SCI", ("reset_integration", "reset_group", *_YX), np.float32),
+        Var("dq", "DQ", _YX, np.uint32, False),
+    ),
 }
 
 #: Reference types that are binary tables, not images: opened whole, not cropped or tiled.
-TABLE_REFTYPES: Final = ("photom",)
+TABLE_REFTYPES: Final = ("photom", "rscd")
 
 _ANY: Final = {"", "ANY", "N/A", "NONE"}
 _SKIP_CARDS: Final = {"HISTORY", "COMMENT", ""}
@@ -146,6 +152,8 @@ def open_reference(ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
         label), ``path``.
     """
     path = Path(ref.path)
+    if ref.reftype == "rscd":
+        return open_rscd_table(ref, ds)
     if ref.reftype in TABLE_REFTYPES:
         return open_photom_table(ref, ds)
     if ref.reftype not in LAYOUTS:

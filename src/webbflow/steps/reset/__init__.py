@@ -1,0 +1,1 @@
+"""The MIRI ``reset`` Detector1 step: see :mod:`webbflow.steps.reset.step`."""
