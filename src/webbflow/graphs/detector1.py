@@ -38,6 +38,7 @@ class Detector1(Pipeline):
         "dark_current",
         "charge_migration",
         "jump",
+        "clean_flicker_noise",  # skipped by default, as in jwst 3.0
         "ramp_fit",
         "gain_scale",
     )
