@@ -154,7 +154,7 @@ KEYWORDS: Final[tuple[Keyword, ...]] = (
 CAL_STEP_KEYWORDS: Final[Mapping[str, str]] = {
     "group_scale": "S_GRPSCL",
     "dq_init": "S_DQINIT",
-    "emicorr": "S_EMICOR",
+    "emicorr": "S_MIREMI",  # jwst core.schema
     "saturation": "S_SATURA",
     "ipc": "S_IPC",
     "superbias": "S_SUPERB",
@@ -202,6 +202,7 @@ REF_FILE_KEYWORDS: Final[Mapping[str, str]] = {
     "distortion": "R_DISTOR",
     "reset": "R_RESET",
     "rscd": "R_RSCD",
+    "emicorr": "R_MIREMI",
 }
 
 _BY_KEYWORD: Final = {k.keyword: k for k in KEYWORDS}

@@ -24,6 +24,7 @@ from webbflow.errors import ReferenceFileError
 from webbflow.io.fits_reader import open_fits
 from webbflow.io.keywords import header_to_meta
 from webbflow.io.lazy_fits import FitsImageArray, hdu_layout
+from webbflow.io.reffiles.emicorr import open_emicorr
 from webbflow.io.reffiles.photom import open_photom_table
 from webbflow.io.reffiles.rscd import open_rscd_table
 from webbflow.model import meta_value, tile_size, window
@@ -154,6 +155,8 @@ def open_reference(ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
     path = Path(ref.path)
     if ref.reftype == "rscd":
         return open_rscd_table(ref, ds)
+    if ref.reftype == "emicorr":  # ASDF waveforms, no pixels
+        return open_emicorr(ref, ds)
     if ref.reftype in TABLE_REFTYPES:
         return open_photom_table(ref, ds)
     if ref.reftype not in LAYOUTS:

@@ -1,0 +1,1 @@
+"""The MIRI ``emicorr`` Detector1 step: see :mod:`webbflow.steps.emicorr.step`."""
