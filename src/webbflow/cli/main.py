@@ -114,6 +114,11 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--detector", default="NRCA1", help="test pattern: detector")
     demo.add_argument("--scheduler")
     demo.add_argument("--overwrite", action="store_true")
+
+    from webbflow.cli import plan, program
+
+    plan.add_parser(sub)
+    program.add_parser(sub)
     return parser
 
 
@@ -125,7 +130,11 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         choices=("zarr", "fits"),
         help="also write the calibrated ramp (input of ramp_fit) as *_ramp.zarr or *_ramp.fits",
     )
-    p.add_argument("--scheduler", help="threads (default), sync, local:N, or a dask scheduler address")
+    p.add_argument(
+        "--scheduler",
+        help="threads (default), sync, local (a cluster sized to this machine), local:N, "
+        "a dask scheduler address, or a cluster spec .yaml (docs/clusters.md)",
+    )
     p.add_argument("--tile", type=int, help="tile edge in pixels (default: from a memory budget)")
     p.add_argument("--overwrite", action="store_true", help="replace existing products")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or log output")
@@ -160,8 +169,8 @@ def _main(argv: list[str]) -> int:
 
     step_tokens = _take_step_tokens(argv)
     args = _build_parser().parse_args(argv)
-    if step_tokens and args.command != "run":
-        raise UsageError("--steps.* options go with 'webbflow run'")
+    if step_tokens and args.command not in ("run", "program"):
+        raise UsageError("--steps.* options go with 'webbflow run' and 'webbflow program'")
     _setup_logging(getattr(args, "quiet", False))
     if args.command == "steps":
         return _cmd_steps(args.name)
@@ -173,6 +182,14 @@ def _main(argv: list[str]) -> int:
         return _cmd_simulate(args)
     if args.command == "asn":
         return _cmd_asn(args)
+    if args.command == "plan":
+        from webbflow.cli.plan import cmd_plan
+
+        return cmd_plan(args)
+    if args.command == "program":
+        from webbflow.cli.program import run as run_program
+
+        return run_program(args, parse_step_args(step_tokens))
     from webbflow.graphs.runner import RunOptions
 
     runner = _pipeline_runner(args.pipeline)
