@@ -145,6 +145,7 @@ def test_killed_run_resumes_to_identical_products(first_run: tuple[Path, Any, An
         del os.environ["SOURCE_DATE_EPOCH"]
     assert report.ok, report.summary()
     redone = len(report.exposures.written)
+    print(f"killed after {marked} markers; the rerun wrote {redone} products and skipped {40 - redone}")
     assert 0 < redone < 40 and len(report.exposures.skipped) == 40 - redone
     assert _digests(out) == _digests(reference)
 

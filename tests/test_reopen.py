@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from webbflow.engine.execute import compute_products
+from webbflow.graphs.detector1 import Detector1
 from webbflow.graphs.runner import RunOptions, detector1_products
 from webbflow.graphs.simulate import build_simulation
 from webbflow.io.fits_reader import open_exposure, open_product
@@ -81,9 +82,7 @@ def test_reopened_uncal_and_rate_equal_the_files(sim: Any, tmp_path: Path, monke
     for name in names:
         assert _sha(fused / name) == _sha(from_file / name), name
 
-    rate_path = from_file / names[0].replace("_rateints", "_rate") if "rateints" in names[0] else from_file / names[0]
-    from webbflow.graphs.detector1 import Detector1
-
+    (rate_path,) = (from_file / n for n in names if n.endswith("_rate.fits"))
     final = list(Detector1().stages(open_exposure(uncal)))[-1][1]
     rate, _ = split_rate(final)
     _same(reopened(rate, rate_path, "rate"), open_product(rate_path))

@@ -143,7 +143,8 @@ def photom_hdus(det: Detector) -> tuple[dict[str, tuple[Any, str]], fits.BinTabl
 
 
 # -- the reader ----------------------------------------------------------------------------
-def _strings(column: Any) -> np.ndarray:
+def table_strings(column: Any) -> np.ndarray:
+    """A FITS table's text column as stripped upper-case ``str`` (bytes decoded)."""
     return np.array(
         [str(v.decode() if isinstance(v, bytes) else v).strip().upper() for v in column], dtype=str
     )
@@ -197,7 +198,7 @@ def open_photom_table(ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
         }
         for column in ("filter", "pupil", "subarray"):
             if column in names:
-                data[column] = ("row", _strings(table[column]))
+                data[column] = ("row", table_strings(table[column]))
         for kind, columns in TIMECOEFF_COLUMNS.items():
             extname = f"TIMECOEFF_{kind.upper()}"
             if extname not in hdul:

@@ -12,7 +12,7 @@ no pixels to crop or tile.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import xarray as xr
@@ -22,16 +22,11 @@ from webbflow.engine.step import RefFile
 from webbflow.errors import ReferenceFileError
 from webbflow.io.fits_reader import open_fits
 from webbflow.io.keywords import header_to_meta
+from webbflow.io.reffiles.photom import table_strings
 from webbflow.model import meta_value
 
 #: Extension holding the table.
 RSCD_EXTNAME: Final = "RSCD_GROUP_SKIP"
-
-
-def _strings(column: Any) -> np.ndarray:
-    return np.array(
-        [str(v.decode() if isinstance(v, bytes) else v).strip().upper() for v in column], dtype=str
-    )
 
 
 def open_rscd_table(ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
@@ -73,8 +68,8 @@ def open_rscd_table(ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
         nrows = len(table)
         skip1 = np.asarray(table["group_skip1"], np.int32) if "group_skip1" in names else np.full(nrows, -1)
         data = {
-            "subarray": ("row", _strings(table["subarray"])),
-            "readpatt": ("row", _strings(table["readpatt"])),
+            "subarray": ("row", table_strings(table["subarray"])),
+            "readpatt": ("row", table_strings(table["readpatt"])),
             "group_skip1": ("row", skip1.astype(np.int32)),
             "group_skip": ("row", np.asarray(table["group_skip"], np.int32)),
         }
