@@ -129,6 +129,11 @@ def main() -> None:
                 f"client {res['client_peak_gib']:.2f} GiB",
                 flush=True,
             )
+            write_results(rows, args)
+
+
+def write_results(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """``program.json`` and ``program.md`` of the runs so far (a stopped sweep keeps them)."""
     machine = {
         "cpus": os.cpu_count(),
         "memory_gib": psutil.virtual_memory().total / GIB,
