@@ -299,3 +299,37 @@ def test_killed_worker_loses_nothing(tmp_path: Path) -> None:
                 np.testing.assert_array_equal(ha.data, hb.data)
         assert _sha(again) == _sha(path)  # no DATE card: the whole file is identical
     assert all(Ledger(killed).complete(t.product.path, t.recipe) for t in _killable_products(killed, ticks))
+
+
+def _stamped(block: np.ndarray, ticks: str = "", group: str = "") -> np.ndarray:
+    start = time.monotonic_ns()
+    time.sleep(0.01)
+    Path(ticks, f"{group}-{start}-{time.monotonic_ns()}").touch()
+    return block
+
+
+def test_window_bounds_the_groups_in_flight(client: Any, tmp_path: Path) -> None:
+    ticks = tmp_path / "ticks"
+    ticks.mkdir()
+    tasks = []
+    for g in range(6):
+        data = da.full((32, 32), g, dtype=np.float32, chunks=8)
+        meta = np.array((), dtype=np.float32)  # no meta call: it would stamp at build time
+        data = data.map_blocks(_stamped, meta=meta, ticks=str(ticks), group=f"g{g}")
+        product = FitsProduct(tmp_path / f"g{g}.fits", CARDS, [ImageExtension("SCI", data)])
+        tasks.append(Task(product, f"g{g}", "r"))
+    report = run_tasks(tasks, client, ledger=None, progress=False, window=2)
+
+    assert report.ok and len(report.written) == 6
+    for g in range(6):
+        np.testing.assert_array_equal(fits.getdata(tmp_path / f"g{g}.fits", "SCI"), np.full((32, 32), g))
+    spans: dict[str, list[int]] = {}
+    for tick in ticks.iterdir():
+        group, start, end = tick.name.split("-")
+        span = spans.setdefault(group, [int(start), int(end)])
+        span[0], span[1] = min(span[0], int(start)), max(span[1], int(end))
+    assert len(spans) == 6
+    # at every group's start, at most 2 groups (itself included) are running
+    for group, (start, _) in spans.items():
+        running = [g for g, (s, e) in spans.items() if s <= start <= e]
+        assert len(running) <= 2, (group, running)

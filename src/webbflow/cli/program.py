@@ -47,22 +47,31 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--overwrite", action="store_true", help="redo every product, complete or not")
     p.add_argument("--tile", type=int, help="tile edge in pixels (default: from a memory budget)")
+    p.add_argument(
+        "--max-in-flight",
+        type=int,
+        help="exposures whose graphs are on the cluster at once (default: twice its worker threads)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or log output")
 
 
 def run(args: argparse.Namespace, steps: dict[str, Any]) -> int:
     """Run ``webbflow program``; 0 when every product was written or already complete, else 1."""
     from webbflow.cli.plan import plan_from_args
-    from webbflow.graphs.plan import read_plan
+    from webbflow.graphs.plan import read_plan, select_detectors
     from webbflow.graphs.program import ProgramOptions, check_stages, run_program
 
     stages = check_stages(args.stages.split(","))
+    if args.max_in_flight is not None and args.max_in_flight < 1:
+        raise UsageError(f"--max-in-flight must be >= 1, got {args.max_in_flight}")
     if args.tile is not None and args.tile < 1:
         raise UsageError(f"--tile must be a positive number of pixels, got {args.tile}")
     if args.xml.suffix.lower() == ".ecsv":
         if args.pointing is not None:
             raise UsageError("give either a plan (.ecsv) or an APT .xml and .pointing, not both")
-        plan = read_plan(args.xml)
+        plan = read_plan(args.xml)  # the plan options shaped it already; only --detectors still applies
+        if args.detectors:
+            plan = select_detectors(plan, [d for d in args.detectors.split(",") if d.strip()])
     else:
         if args.pointing is None:
             raise UsageError(f"{args.xml}: the APT pointing file is missing (PROPOSAL.xml PROPOSAL.pointing)")
@@ -85,6 +94,7 @@ def run(args: argparse.Namespace, steps: dict[str, Any]) -> int:
         overwrite=args.overwrite,
         tile=args.tile,
         progress=not args.quiet,
+        window=args.max_in_flight,
     )
     report = run_program(plan, options)
     print(report.summary(), file=sys.stderr)

@@ -134,7 +134,14 @@ class _Progress:
             self.say(f"group {task.group}: {state}  {elapsed:.1f} s")
 
 
-def run_tasks(tasks: Sequence[Task], client: Any, *, ledger: Ledger | None, progress: bool = True) -> Report:
+def run_tasks(
+    tasks: Sequence[Task],
+    client: Any,
+    *,
+    ledger: Ledger | None,
+    progress: bool = True,
+    window: int | None = None,
+) -> Report:
     """Write ``tasks``' products on ``client``, each finished as soon as its own tiles are.
 
     Parameters
@@ -142,12 +149,17 @@ def run_tasks(tasks: Sequence[Task], client: Any, *, ledger: Ledger | None, prog
     tasks
         The products to write. Those already complete in ``ledger`` are skipped.
     client
-        A ``distributed.Client``; all products' graphs are submitted to it at once.
+        A ``distributed.Client``.
     ledger
         Completion markers: complete products are skipped, written ones are marked.
         ``None``: write everything, mark nothing.
     progress
         Print ``[k/N] <file>  <elapsed> s`` per product and a line per finished group.
+    window
+        At most this many groups (exposures) in flight: the next group's graph is submitted
+        when one finishes, so the scheduler's graph and the workers' memory do not grow with
+        the number of groups. ``None``: every group at once. The products of one group are
+        always submitted together, so the tiles they share are computed once.
 
     Returns
     -------
@@ -159,7 +171,6 @@ def run_tasks(tasks: Sequence[Task], client: Any, *, ledger: Ledger | None, prog
     KeyboardInterrupt
         After aborting every unfinished product (no temporary is left).
     """
-    from dask.graph_manipulation import checkpoint
     from distributed import as_completed
 
     report = Report()
@@ -172,12 +183,52 @@ def run_tasks(tasks: Sequence[Task], client: Any, *, ledger: Ledger | None, prog
     show = _Progress(todo, report, progress)
     if report.skipped:
         show.say(f"{len(report.skipped)} product(s) already complete, skipped")
+    groups: dict[str, list[Task]] = {}
+    for task in todo:
+        groups.setdefault(task.group, []).append(task)
+    queue = list(groups.values())
+    limit = len(queue) if window is None else max(1, window)
     pending: dict[Any, Task] = {}  # future -> task, until the product is finished or aborted
-    prepared: list[Task] = []
-    submitted = False
+    live: Counter[str] = Counter()  # futures in flight per group
+    flights = as_completed([], with_results=False)
     try:
-        finalizers: list[Delayed] = []
-        for task in todo:
+        while queue and len(live) < limit:
+            _submit(queue.pop(0), client, ledger, show, pending, live, flights)
+        for future in flights:
+            task = pending[future]
+            _settle(future, task, ledger, show)
+            del pending[future]
+            future.release()
+            live[task.group] -= 1
+            if live[task.group] == 0:
+                del live[task.group]
+                while queue and len(live) < limit:
+                    _submit(queue.pop(0), client, ledger, show, pending, live, flights)
+    except BaseException:
+        with contextlib.suppress(Exception):  # a lost scheduler must not hide the first error
+            client.cancel(list(pending))
+        for task in pending.values():
+            task.product.abort()
+        raise
+    return report
+
+
+def _submit(
+    group: list[Task],
+    client: Any,
+    ledger: Ledger | None,
+    show: _Progress,
+    pending: dict[Any, Task],
+    live: Counter[str],
+    flights: Any,
+) -> None:
+    """Prepare one group's products and submit their writes in one graph."""
+    from dask.graph_manipulation import checkpoint
+
+    prepared: list[Task] = []
+    finalizers: list[Delayed] = []
+    try:
+        for task in group:
             if ledger is not None:
                 ledger.forget(task.product.path)
             try:
@@ -189,19 +240,14 @@ def run_tasks(tasks: Sequence[Task], client: Any, *, ledger: Ledger | None, prog
             prepared.append(task)
             finalizers.append(checkpoint(*writes))
         futures = client.compute(finalizers) if finalizers else []
-        pending, submitted = dict(zip(futures, prepared, strict=True)), True
-        for future in as_completed(futures, with_results=False):
-            task = pending[future]
-            _settle(future, task, ledger, show)
-            del pending[future]
-            future.release()
     except BaseException:
-        with contextlib.suppress(Exception):  # a lost scheduler must not hide the first error
-            client.cancel(list(pending))
-        for task in list(pending.values()) if submitted else prepared:
+        for task in prepared:
             task.product.abort()
         raise
-    return report
+    for future, task in zip(futures, prepared, strict=True):
+        pending[future] = task
+        live[task.group] += 1
+    flights.update(futures)
 
 
 def _settle(future: Any, task: Task, ledger: Ledger | None, show: _Progress) -> None:

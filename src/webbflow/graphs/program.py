@@ -57,6 +57,7 @@ class ProgramOptions:
     overwrite: bool = False  # redo every product, complete or not
     tile: int | None = None
     progress: bool = True
+    window: int | None = None  # exposures in flight; None: twice the cluster's threads
 
 
 @dataclass
@@ -250,7 +251,8 @@ def run_program(plan: Plan, options: ProgramOptions) -> ProgramReport:
         if options.progress:
             log.info("%d product(s) to write, %d already complete", len(tasks), len(complete))
     with _client(options.scheduler, options.progress) as client:
-        report = run_tasks(tasks, client, ledger=ledger, progress=options.progress)
+        window = options.window or _default_window(client)
+        report = run_tasks(tasks, client, ledger=ledger, progress=options.progress, window=window)
         report.failed[:0] = build_failures
         report.skipped[:0] = complete
         result = ProgramReport(report)
@@ -259,6 +261,15 @@ def run_program(plan: Plan, options: ProgramOptions) -> ProgramReport:
             _mosaics(plan, options, ledger, address, result)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _default_window(client: Any) -> int:
+    """Twice the cluster's worker threads (at least 4): enough to keep every worker busy."""
+    try:
+        threads = sum(int(w.get("nthreads", 1)) for w in client.scheduler_info()["workers"].values())
+    except Exception:  # an adaptive cluster may have no worker yet
+        threads = 0
+    return max(4, 2 * threads)
 
 
 @contextlib.contextmanager
