@@ -7,6 +7,9 @@ run resumed from the ``uncal`` or ``rate`` file give byte-identical products.
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +89,30 @@ def test_reopened_uncal_and_rate_equal_the_files(sim: Any, tmp_path: Path, monke
     final = list(Detector1().stages(open_exposure(uncal)))[-1][1]
     rate, _ = split_rate(final)
     _same(reopened(rate, rate_path, "rate"), open_product(rate_path))
+
+
+_WCS_DIGEST = """
+import hashlib
+import astropy.units as u
+from astropy.coordinates import ICRS
+from astropy.modeling import models
+from gwcs import coordinate_frames as cf, wcs
+from webbflow.io.wcs_asdf import wcs_tree_bytes
+
+det = cf.Frame2D(name="detector")
+sky = cf.CelestialFrame(reference_frame=ICRS(), name="world", unit=(u.deg, u.deg))
+tan = (models.Shift(-10) & models.Shift(-10)) | (models.Scale(1e-5) & models.Scale(1e-5))
+tan = tan | models.Pix2Sky_TAN() | models.RotateNative2Celestial(53.1, -27.8, 180.0)
+print(hashlib.sha256(wcs_tree_bytes(wcs.WCS([(det, tan), (sky, None)]))).hexdigest())
+"""
+
+
+def test_wcs_bytes_do_not_depend_on_the_process() -> None:
+    """The ASDF WCS of a product is the same bytes in any process (asdf's extension order is not)."""
+    digests = set()
+    for seed in ("1", "2", "3", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        argv = [sys.executable, "-c", _WCS_DIGEST]
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+        digests.add(out.stdout.strip().splitlines()[-1])
+    assert len(digests) == 1

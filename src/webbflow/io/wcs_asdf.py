@@ -41,7 +41,34 @@ def wcs_tree_bytes(wcs: WCS | None, extra: Mapping[str, Any] | None = None) -> b
         tree["meta"] = {"wcs": wcs}
     buffer = io.BytesIO()
     asdf.AsdfFile(tree).write_to(buffer, all_array_storage="inline")
-    return buffer.getvalue()
+    return _stable_history(buffer.getvalue())
+
+
+def _stable_history(raw: bytes) -> bytes:
+    """The ASDF text with its ``history.extensions`` entries in sorted order.
+
+    asdf lists the extensions in the order a process first used them (set order, so it
+    changes with ``PYTHONHASHSEED``); sorting makes the same WCS give the same bytes in every
+    process (a worker, the client, a resumed run). Arrays are inline, so nothing else moves.
+    """
+    lines = raw.decode("utf-8").splitlines(keepends=True)
+    try:
+        start = lines.index("  extensions:\n", lines.index("history:\n")) + 1
+    except ValueError:
+        return raw
+    end = start
+    while end < len(lines) and lines[end].startswith(("  - ", "    ")):
+        end += 1
+    entries: list[list[str]] = []
+    for line in lines[start:end]:
+        if line.startswith("  - "):
+            entries.append([])
+        if entries:
+            entries[-1].append(line)
+    body = [line for entry in sorted(entries, key="".join) for line in entry]
+    if len(body) != end - start:
+        return raw
+    return "".join(lines[:start] + body + lines[end:]).encode("utf-8")
 
 
 def asdf_extension_with_wcs(wcs: WCS | None) -> TableExtension:
