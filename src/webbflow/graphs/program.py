@@ -15,6 +15,7 @@ lazy stand-in equals the file, a resumed run writes the same bytes as an uninter
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -40,6 +41,7 @@ log = logging.getLogger("webbflow")
 Stage = Literal["simulate", "detector1", "image2", "image3"]
 STAGES: tuple[Stage, ...] = ("simulate", "detector1", "image2", "image3")
 #: Steps configured under each pipeline (``--steps.<step>.<param>`` goes to the one that has it).
+StepConfig = dict[str, Any]
 _IMAGE3_STEPS = frozenset({"tweakreg", "skymatch", "outlier_detection", "resample", "source_catalog"})
 
 
@@ -58,6 +60,11 @@ class ProgramOptions:
     tile: int | None = None
     progress: bool = True
     window: int | None = None  # exposures in flight; None: twice the cluster's threads
+
+    @functools.cached_property
+    def pipeline_steps(self) -> tuple[StepConfig, StepConfig, StepConfig]:
+        """:func:`split_steps` of :attr:`steps`, computed once (it builds the pipelines)."""
+        return split_steps(self.steps)
 
 
 @dataclass
@@ -119,7 +126,7 @@ def split_steps(
 
 def exposure_recipes(row: Mapping[str, Any], options: ProgramOptions) -> tuple[str, str, str]:
     """The recipes of an exposure's ``uncal``, ``rate``/``rateints`` and ``cal`` products."""
-    d1_steps, i2_steps, _ = split_steps(options.steps)
+    d1_steps, i2_steps, _ = options.pipeline_steps
     r_uncal = recipe("uncal", dict(row), options.seed, __version__)
     r_rate = recipe("detector1", r_uncal, d1_steps)
     return r_uncal, r_rate, recipe("image2", r_rate, i2_steps)
@@ -137,17 +144,15 @@ def _paths(out: Path, root: str) -> _Paths:
     return _Paths(*(out / f"{root}_{s}.fits" for s in ("uncal", "rate", "rateints", "cal")))
 
 
-def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
 def stage_products(root: str, options: ProgramOptions) -> dict[str, list[Path]]:
     """The files each exposure stage writes for exposure ``root`` (a stage is complete when all are)."""
+    from webbflow.steps.resample.step import ResampleStep
+
     out = options.output_dir
     p = _paths(out, root)
     zarr = options.checkpoint == "zarr"
-    _, i2_steps, _ = split_steps(options.steps)
-    i2d = not _truthy(i2_steps.get("resample", {}).get("skip", False))
+    _, i2_steps, _ = options.pipeline_steps
+    i2d = not ResampleStep(**i2_steps.get("resample", {})).params.skip  # as i2d_products decides
     return {
         "simulate": [p.uncal] + ([out / f"{root}_sim.zarr"] if zarr else []),
         "detector1": ([out / f"{root}_ramp.zarr"] if zarr else []) + [p.rate, p.rateints],
@@ -176,7 +181,7 @@ def exposure_tasks(row: Mapping[str, Any], options: ProgramOptions, ledger: Ledg
         The exposure cannot be built (bad catalog, missing ``uncal`` without ``simulate``...).
     """
     out, root, stages = options.output_dir, str(row["filename"]), options.stages
-    d1_steps, i2_steps, _ = split_steps(options.steps)
+    d1_steps, i2_steps, _ = options.pipeline_steps
     paths = _paths(out, root)
     recipes = dict(zip(("simulate", "detector1", "image2"), exposure_recipes(row, options), strict=True))
     files = stage_products(root, options)
@@ -296,7 +301,7 @@ def _mosaics(
     from webbflow.graphs.image3 import run_image3
     from webbflow.io.asn import make_association, write_association
 
-    _, _, i3_steps = split_steps(options.steps)
+    _, _, i3_steps = options.pipeline_steps
     out = options.output_dir
     rows = {str(row["filename"]): row for row in plan.rows()}
     failed_roots = {f.group for f in result.exposures.failed}
