@@ -80,6 +80,7 @@ PIXEL_SCALES: Final[Mapping[str, tuple[float, float]]] = MappingProxyType(
         "NIRCAM_LONG": (0.0628, 0.0631),
         "NIRISS": (0.0653, 0.0658),
         "FGS": (0.0681, 0.0698),
+        "MIRI": (0.1108, 0.1108),
     }
 )
 #: NIRCam bands longer than this (µm) are seen by the long-wavelength channel.
@@ -102,7 +103,7 @@ class FilterInfo:
     Attributes
     ----------
     instrument
-        ``NIRCAM``, ``NIRISS`` or ``FGS``.
+        ``NIRCAM``, ``NIRISS``, ``FGS`` or ``MIRI``.
     filter, pupil
         The wheel elements as given (upper case; ``None`` when absent).
     element
@@ -179,7 +180,7 @@ def band_edges(pivot_um: float, bandwidth_um: float) -> tuple[float, float]:
 
 def _instrument(instrument: str) -> str:
     inst = str(instrument).strip().upper()
-    choices = ("NIRCAM", "NIRISS", "FGS")
+    choices = ("NIRCAM", "NIRISS", "FGS", "MIRI")
     if inst not in choices:
         raise UsageError(
             f"unknown instrument {instrument!r}{suggest(inst, choices)} (known: {', '.join(choices)})"
@@ -204,6 +205,10 @@ def _element(inst: str, filter: str | None, pupil: str | None) -> str:
             if value is not None and value not in _FGS_NAMES:
                 raise UsageError(f"{where}: FGS has no filters (expected no FILTER/PUPIL, got {value!r})")
         return "GUIDER"
+    if inst == "MIRI":
+        if filter in wheel and pupil in (None, "CLEAR", "CLEARP"):
+            return filter
+        raise UsageError(f"{where}: unknown MIRI imager filter {filter!r}{suggest(filter or '', wheel)}")
     if inst == "NIRCAM":
         if pupil is not None and wheel.get(pupil) == "pupil":
             return pupil  # a pupil-wheel filter with its blocking filter in the filter wheel
