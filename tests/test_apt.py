@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -167,12 +168,55 @@ def test_unsupported_templates_are_listed_never_dropped() -> None:
     }
     program, rows = _load("skipped_obs")
     assert {(u.observation, u.template) for u in program.unsupported} == {
-        (10, "MiriImaging"), (25, "MiriMRS"), (13, "NirspecFixedSlitSpectroscopy")
+        (25, "MiriMRS"), (13, "NirspecFixedSlitSpectroscopy")
     }  # fmt: skip
-    assert {r.observation for r in rows} == {1, 3, 16}
-    program, rows = _load("miri_img_niriss_wfss")  # neither MIRI nor WFSS is simulated
-    assert rows == [] and {u.template for u in program.unsupported} == {"MiriImaging", "NirissWfss"}
+    assert {r.observation for r in rows} == {1, 3, 10, 16}
+    program, rows = _load("miri_img_niriss_wfss")  # MIRI imaging prime, NIRISS WFSS parallel
+    assert Counter(r.instrument for r in rows) == {"MIRI": 30}
+    assert {u.template for u in program.unsupported} == {"NirissWfss"}
     assert all(u.reason for u in program.unsupported)
+    # the parallel's direct images are reported under the WFSS template, not the MIRI prime
+    assert any("direct image" in u.reason for u in program.unsupported)
+
+
+def test_miri_imaging_prime_expands_per_filter_and_dither() -> None:
+    """MiriImaging: one MIRIMAGE exposure per pointing row, its filter's readout and dither pattern."""
+    _, rows = _load("miri_img_nrc_img")
+    miri = [r for r in rows if r.instrument == "MIRI"]
+    science = _pointing_rows("miri_img_nrc_img", "SCIENCE")
+    assert len(miri) == len(science) == 15
+    assert {(r.detector, r.aperture, r.subarray, r.sequence) for r in miri} == {
+        ("MIRIMAGE", "MIRIM_FULL", "FULL", 1)
+    }
+    # the XML: F1000W SLOW 10 groups with "Dither 4" (4-Point-Sets), F770W SLOW 6 with "Dither 2"
+    by_filter = {r.filter: (r.readpatt, r.ngroups, r.nints, r.primary_dither_type) for r in miri}
+    assert by_filter == {"F1000W": ("SLOWR1", 10, 1, "4-POINT-SETS"), "F770W": ("SLOWR1", 6, 1, "CYCLING")}
+    assert [r.exposure for r in miri] == list(range(1, 16))
+    assert miri[0].filename == "jw24242001001_01101_00001_mirimage"
+    # the target sits at the row's (V2, V3); the imager's reference point is V2Ref/V3Ref away
+    from astropy.coordinates import SkyCoord
+
+    ap = pysiaf.Siaf("MIRI")["MIRIM_FULL"]
+    for r in miri[:3]:
+        offset = math.hypot(ap.V2Ref - r.v2, ap.V3Ref - r.v3)
+        sep = SkyCoord(r.ra, r.dec, unit="deg").separation(SkyCoord(r.target_ra, r.target_dec, unit="deg"))
+        assert sep.arcsec == pytest.approx(offset, abs=0.05)
+    # a SLOW frame is 23.9 s: the exposures follow each other by their readout time + overhead
+    t = [datetime.fromisoformat(f"{r.date_obs}T{r.time_obs}") for r in miri[:2]]
+    assert (t[1] - t[0]).total_seconds() == pytest.approx((1 + 10) * 23.88992 + 30.0, abs=0.01)
+
+
+def test_miri_readout_pattern_must_be_known(tmp_path: Path) -> None:
+    text = (
+        (DATA / "miri_img_nrc_img.xml")
+        .read_text()
+        .replace(
+            "<mi:ReadoutPattern>SLOW</mi:ReadoutPattern>", "<mi:ReadoutPattern>SLOWEST</mi:ReadoutPattern>", 1
+        )
+    )
+    (tmp_path / "p.xml").write_text(text)
+    with pytest.raises(InputError, match="MIRI <ReadoutPattern> is 'SLOWEST'"):
+        read_apt(tmp_path / "p.xml", DATA / "miri_img_nrc_img.pointing")
 
 
 def _pointing_rows(name: str, kind: str) -> list[list[str]]:
@@ -187,11 +231,10 @@ def _pointing_rows(name: str, kind: str) -> list[list[str]]:
 
 def test_nircam_imaging_parallel_to_miri_imaging_prime() -> None:
     program, rows = _load("miri_img_nrc_img")
-    # the MIRI prime stays listed; only the NIRCam parallel is expanded
-    assert [(u.observation, u.template, u.instrument) for u in program.unsupported] == [
-        (1, "MiriImaging", "MIRI")
-    ]
-    assert "MIRI" in program.unsupported[0].reason
+    # both the MIRI imaging prime and the NIRCam imaging parallel are expanded
+    assert program.unsupported == ()
+    assert Counter(r.instrument for r in rows) == {"NIRCAM": 75, "MIRI": 15}
+    rows = [r for r in rows if r.instrument == "NIRCAM"]
     parallel_rows = _pointing_rows("miri_img_nrc_img", "PARALLEL")
     assert len(parallel_rows) == 15  # 12 dithers of MIRI's first filter, 3 of its second
     # 15 exposures × module B (4 short + 1 long detector), as Mirage makes (75)

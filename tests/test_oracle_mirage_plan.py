@@ -106,6 +106,7 @@ def _ours(stem: str) -> tuple[Any, dict[str, dict[str, Any]]]:
 def test_same_exposures_as_mirage(stem: str, tmp_path: Path) -> None:
     mirage = run_mirage(stem, tmp_path)
     plan, ours = _ours(stem)
+    ours = {n: r for n, r in ours.items() if r["instrument"] != "MIRI"}  # Mirage stops at FGS/NIR
     theirs = set(mirage["names"])
     unsupported = {(u.observation, u.instrument) for u in plan.unsupported}
     ours_keys = {_key(n) for n in ours}

@@ -386,8 +386,9 @@ def test_plan_command(
 
     code = main(["plan", str(APT / "skipped_obs.xml"), str(APT / "skipped_obs.pointing"), "-o", "s.ecsv"])
     out, _ = capsys.readouterr()
-    assert code == 0 and "unsupported (3, not in the plan)" in out and "MiriImaging (MIRI)" in out
-    assert len(read_plan(tmp_path / "s.ecsv").unsupported) == 3
+    assert code == 0 and "unsupported (2, not in the plan)" in out and "MiriMRS (MIRI)" in out
+    assert "MIRI 2, NIRCAM 20, NIRISS 1" in out  # MIRI imaging is planned
+    assert len(read_plan(tmp_path / "s.ecsv").unsupported) == 2
 
 
 @pytest.mark.parametrize(

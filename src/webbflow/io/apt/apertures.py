@@ -2,10 +2,12 @@
 
 A NIRCam exposure reads the four short-wavelength detectors of each module used (with the
 short filter) and that module's long-wavelength detector (with the long filter); NIRISS reads
-``NIS``; FGS the guider the template names. Sky positions follow the JWST attitude: the
-``.pointing`` row puts the target at (V2, V3) with V3 at position angle ``v3pa``
-(``pysiaf.utils.rotations.attitude``); each aperture's reference point is then mapped to the
-sky through that attitude (``rotations.pointing``).
+``NIS``; FGS the guider the template names; MIRI imaging the imager ``MIRIMAGE`` through its
+``MIRIM_<SUBARRAY>`` aperture (the ``.pointing`` file names ``MIRIM_ILLUM`` for full-frame imaging,
+the illuminated part of the array; the exposure's aperture is still ``MIRIM_FULL``).
+Sky positions follow the JWST attitude: the ``.pointing`` row puts the target at (V2, V3)
+with V3 at position angle ``v3pa`` (``pysiaf.utils.rotations.attitude``); each aperture's
+reference point is then mapped to the sky through that attitude (``rotations.pointing``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, NamedTuple
 
 from webbflow.io.apt.model import ExposureSpec, PointingRow, TemplateSpec
 
-_SIAF_NAME = {"NIRCAM": "NIRCam", "NIRISS": "NIRISS", "FGS": "FGS"}
+_SIAF_NAME = {"NIRCAM": "NIRCam", "NIRISS": "NIRISS", "FGS": "FGS", "MIRI": "MIRI"}
 
 
 class DetectorExposure(NamedTuple):
@@ -30,7 +32,7 @@ class DetectorExposure(NamedTuple):
 
 @functools.cache
 def siaf(instrument: str) -> Any:
-    """The (cached) ``pysiaf.Siaf`` of ``NIRCAM``/``NIRISS``/``FGS``."""
+    """The (cached) ``pysiaf.Siaf`` of ``NIRCAM``/``NIRISS``/``FGS``/``MIRI``."""
     import pysiaf
 
     return pysiaf.Siaf(_SIAF_NAME[instrument])
@@ -68,6 +70,9 @@ def detectors(
                         DetectorExposure(f"NRC{module}LONG", name, subarray, spec.lw_filter, spec.lw_pupil)
                     )
         return tuple(out)
+    if template.instrument == "MIRI":
+        name = f"MIRIM_{subarray}"
+        return (DetectorExposure("MIRIMAGE", name, subarray, spec.filter, ""),) if name in apertures else ()
     if template.instrument == "NIRISS":
         name = "NIS_CEN" if subarray == "FULL" else f"NIS_{subarray}"
         return (

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from webbflow.detectors import READ_PATTERNS, frame_time, get_detector
+from webbflow.detectors import READ_PATTERNS, frame_time, get_detector, miri_frame_time
 from webbflow.errors import InputError, UsageError
 from webbflow.io.apt.apertures import DetectorExposure, detectors, frame_size, sky
 from webbflow.io.apt.model import (
@@ -63,7 +63,10 @@ def jwst_filename(program: str, observation: int, visit: int, visit_group: int, 
 def exposure_seconds(instrument: str, spec: ExposureSpec, det: DetectorExposure) -> float:
     """Readout time (s) of one exposure: per integration one reset frame, then the groups."""
     nframes, nskip = READ_PATTERNS[instrument][spec.readpatt]
-    tframe, _ = frame_time(get_detector(det.detector), *frame_size(instrument, det.aperture))
+    if instrument == "MIRI":  # SLOW sampling has its own frame time
+        tframe = miri_frame_time(det.subarray, spec.readpatt)
+    else:
+        tframe, _ = frame_time(get_detector(det.detector), *frame_size(instrument, det.aperture))
     frames = 1 + spec.ngroups * nframes + (spec.ngroups - 1) * nskip
     return spec.nints * frames * tframe
 
@@ -114,7 +117,9 @@ def _expand_observation(
     t = _start(dates, obs.number)
     slot_start, slot_seconds, visit = t, 0.0, obs.rows[0].visit
     n_prime = prime_count(obs.prime, obs.rows)
-    positions = Counter((r.visit, r.tile, r.exp) for r in obs.rows)  # dithers per specification
+    # dithers per specification: the prime's rows when it is simulated, else the parallel's
+    kind = "SCIENCE" if obs.prime is not None else "PARALLEL"
+    positions = Counter((r.visit, r.tile, r.exp) for r in obs.rows if r.type == kind)
     for i, row in enumerate(obs.rows):
         is_prime = row.type == "SCIENCE"
         template = obs.prime if is_prime else obs.parallel
@@ -133,7 +138,7 @@ def _expand_observation(
             slot_seconds, visit = exposure_seconds(template.instrument, spec, dets[0]), row.visit
         sequence = 1 if is_prime else 2
         counters[(row.visit, sequence)] += 1
-        dither = _dither(obs.prime, row, positions[(row.visit, row.tile, row.exp)])
+        dither = _dither(obs.prime, row, positions[(row.visit, row.tile, row.exp)], n_prime)
         for det in dets:
             ra, dec = sky(template.instrument, det.aperture, row, obs.target_ra, obs.target_dec, v3pa)
             out.append(
@@ -186,17 +191,19 @@ def _expand_observation(
     return out
 
 
-def _dither(prime: TemplateSpec | None, row: PointingRow, positions: int) -> dict[str, Any]:
+def _dither(prime: TemplateSpec | None, row: PointingRow, positions: int, n_prime: int) -> dict[str, Any]:
     """Dither keywords of a row: the prime's pattern (a parallel dithers with its prime).
 
     ``Dith`` counts primary positions in the outer loop and subpixel positions in the inner
     one, as APT lists them: position ``d`` is primary ``ceil(d / nsub)``, subpixel
     ``(d - 1) % nsub + 1``. Without the prime's template (not simulated), the ``positions``
     rows of the row's specification are counted as primary positions of no named pattern.
+    MIRI imaging has one pattern per filter: its rows are its positions.
     """
-    if prime is None:
+    if prime is None or prime.instrument == "MIRI":
+        kind = prime.exposures[spec_index(prime, row.exp, n_prime)].dither_type if prime else "NONE"
         return {
-            "primary_dither_type": "NONE",
+            "primary_dither_type": kind or "NONE",
             "total_primary_dither_positions": positions,
             "primary_dither_position": row.dith,
             "subpix_dither_type": "NONE",

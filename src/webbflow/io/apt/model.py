@@ -36,6 +36,7 @@ class ExposureSpec:
     lw_filter: str = ""
     lw_pupil: str = ""
     subarray: str = ""  # NIRISS External Calibration sets it per exposure
+    dither_type: str = ""  # MIRI imaging: each filter has its own dither pattern
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from webbflow.errors import InputError
 from webbflow.io.apt.apertures import detectors
 from webbflow.io.apt.model import AptObservation, AptProgram, PointingRow, TemplateSpec, Unsupported
 from webbflow.io.apt.pointing import read_pointing
-from webbflow.io.apt.xml import XmlObservation, read_xml
+from webbflow.io.apt.xml import XmlObservation, instrument_of, read_xml
 
 _ROW_KINDS = {"T_ACQ": "target acquisition", "DIRECT": "WFSS direct image", "OUTOFFLD": "WFSS out-of-field"}
 
@@ -74,14 +74,11 @@ def read_apt(xml: str | Path, pointing: str | Path) -> AptProgram:
         # an unsimulated prime is already listed whole; its row kinds need no extra records
         kinds = Counter(r.type for r in obs_rows if r.type in _ROW_KINDS and obs.prime is not None)
         for kind, n in kinds.items():
-            unsupported.append(
-                Unsupported(
-                    obs.number,
-                    obs.prime_name,
-                    obs.instrument,
-                    f"{n} {_ROW_KINDS[kind]} exposure(s) not simulated",
-                )
-            )
+            name, inst = obs.prime_name, obs.instrument
+            if kind != "T_ACQ" and "Wfss" in obs.parallel_name:  # the parallel's direct images
+                name, inst = obs.parallel_name, instrument_of(obs.parallel_name)
+            why = f"{n} {_ROW_KINDS[kind]} exposure(s) not simulated"
+            unsupported.append(Unsupported(obs.number, name, inst, why))
         first = kept[0] if kept else obs_rows[0]
         radec = xp.targets.get(obs.target_id) or (math.nan, math.nan)
         if not all(math.isfinite(v) for v in radec):

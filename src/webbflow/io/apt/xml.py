@@ -2,7 +2,7 @@
 
 Only the imaging templates webbflow simulates are parsed into :class:`TemplateSpec`
 (NIRCam Imaging and Engineering Imaging, NIRISS Imaging and External Calibration, FGS External
-Calibration), as prime or as coordinated parallel (also to a prime that is not simulated);
+Calibration, MIRI Imaging), as prime or as coordinated parallel (also to a prime that is not simulated);
 any other template becomes an :class:`Unsupported` record with a reason.
 The XML is read with :mod:`xml.etree.ElementTree` (APT exports are small).
 """
@@ -27,7 +27,12 @@ SUPPORTED: dict[str, str] = {
     "NirissImaging": "NIRISS",
     "NirissExternalCalibration": "NIRISS",
     "FgsExternalCalibration": "FGS",
+    "MiriImaging": "MIRI",
 }
+
+#: APT's MIRI readout names → jwst ``READPATT`` (the one-frame-per-group patterns the MIRI
+#: detectors have used since 2023; older APT exports say FAST/SLOW).
+MIRI_READPATT: dict[str, str] = {"FAST": "FASTR1", "SLOW": "SLOWR1", "FASTR1": "FASTR1", "SLOWR1": "SLOWR1"}
 
 _REASONS = (  # (substring of the template name, why it is not simulated)
     ("Wfss", "wide-field slitless spectroscopy is not simulated"),
@@ -36,7 +41,7 @@ _REASONS = (  # (substring of the template name, why it is not simulated)
     ("Ami", "aperture masking interferometry is not simulated"),
     ("Soss", "single-object slitless spectroscopy is not simulated"),
     ("Wfsc", "wavefront sensing and control is not simulated"),
-    ("Miri", "MIRI is not simulated"),
+    ("Miri", "only MIRI imaging is simulated"),
     ("Nirspec", "NIRSpec is not simulated"),
 )
 
@@ -154,7 +159,9 @@ def _template(tpl: ET.Element, name: str, where: str) -> TemplateSpec:
     instrument = SUPPORTED[name]
     ptype, npri, stype, nsub = _dithers(tpl, ns)
     exposures: list[ExposureSpec] = []
-    if instrument == "NIRCAM":
+    if instrument == "MIRI":
+        exposures = _miri_exposures(tpl, ns, where)
+    elif instrument == "NIRCAM":
         for cfg in tpl.iter(ns + "FilterConfig"):
             sw, sw_pupil = _split_nircam_filter(_text(cfg, ns + "ShortFilter"))
             lw, lw_pupil = _split_nircam_filter(_text(cfg, ns + "LongFilter"))
@@ -190,7 +197,7 @@ def _template(tpl: ET.Element, name: str, where: str) -> TemplateSpec:
                 )
             )
     if not exposures:
-        what = "<FilterConfig>" if instrument == "NIRCAM" else "<Exposure>"
+        what = "<FilterConfig>" if instrument in ("NIRCAM", "MIRI") else "<Exposure>"
         raise InputError(f"{where}: {name} template has no {what}")
     return TemplateSpec(
         template=name,
@@ -204,6 +211,33 @@ def _template(tpl: ET.Element, name: str, where: str) -> TemplateSpec:
         subpix_positions=nsub,
         exposures=tuple(exposures),
     )
+
+
+def _miri_exposures(tpl: ET.Element, ns: str, where: str) -> list[ExposureSpec]:
+    """The ``<FilterConfig>`` rows of a MiriImaging template (one filter, readout and size each)."""
+    patterns = [_text(d, ns + "DitherType", "NONE") for d in tpl.iter(ns + "DitherSpecification")]
+    out = []
+    for cfg in tpl.iter(ns + "FilterConfig"):
+        dither = _text(cfg, ns + "Dither", "None")  # "Dither 2": the 2nd <DitherSpecification>
+        number = _leading_int(dither.split()[-1], 0)
+        if dither.upper() != "NONE" and not 1 <= number <= len(patterns):
+            raise InputError(f"{where}: MIRI <Dither> {dither!r} names no <DitherSpecification>")
+        pattern = _text(cfg, ns + "ReadoutPattern").upper()
+        if pattern not in MIRI_READPATT:
+            raise InputError(
+                f"{where}: MIRI <ReadoutPattern> is {pattern!r}, expected one of {', '.join(MIRI_READPATT)}"
+            )
+        out.append(
+            ExposureSpec(
+                readpatt=MIRI_READPATT[pattern],
+                ngroups=_int(cfg, ns + "Groups", where),
+                nints=_int(cfg, ns + "Integrations", where),
+                filter=_text(cfg, ns + "Filter"),
+                pupil="",
+                dither_type=patterns[number - 1].upper() if number else "NONE",
+            )
+        )
+    return out
 
 
 def _first_child(el: ET.Element | None) -> ET.Element | None:
