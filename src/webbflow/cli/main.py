@@ -84,6 +84,11 @@ def _build_parser() -> argparse.ArgumentParser:
     make.add_argument("--program", help="program number")
     make.add_argument("--target", help="target number")
     make.add_argument("--background", nargs="*", type=Path, default=[], help="image2: background exposures")
+    make.add_argument(
+        "--selfcal",
+        action="store_true",
+        help="image2: background from the other science files (their clipped median: self-calibration)",
+    )
     make.add_argument("--allow-outside", action="store_true", help="allow members outside the file's folder")
     make.add_argument("--overwrite", action="store_true")
 
@@ -315,6 +320,7 @@ def _cmd_asn(args: argparse.Namespace) -> int:
         program=args.program,
         target=args.target,
         with_backgrounds=args.background,
+        selfcal=args.selfcal,
     )
     default = f"{asn.products[0].name}_asn.json" if args.kind == "image3" else "image2_asn.json"
     path = write_association(

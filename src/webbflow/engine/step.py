@@ -238,6 +238,10 @@ class Pipeline(Step):
             pass
         return out
 
+    def active_steps(self, ds: xr.Dataset) -> dict[str, Step]:
+        """The sub-steps that run on ``ds``, in order (all of them; subclasses may choose by ``ds``)."""
+        return self.steps
+
     def stages(self, ds: xr.Dataset, resolver: Resolver | None = None) -> Iterator[tuple[str, xr.Dataset]]:
         """Yield ``(step name, lazy output)`` after each sub-step, for intermediates."""
         if self.params.skip:
@@ -245,7 +249,7 @@ class Pipeline(Step):
         resolver = resolver or (default_resolver() if self.all_reftypes else None)
         first = ds
         done: list[Step] = []
-        for name, step in self.steps.items():
+        for name, step in self.active_steps(ds).items():
             ds = step(ds, resolver, rerun=_prefix_rerun(first, tuple(done), resolver))
             done.append(step)
             yield name, ds

@@ -1,11 +1,17 @@
 """Image2: count-rate images (``rate``, ``rateints``) to calibrated images (``cal``, ``calints``).
 
-jwst's ``calwebb_image2`` for NIRCam, NIRISS and FGS imaging::
+jwst's ``calwebb_image2`` for NIRCam, NIRISS, FGS and MIRI imaging::
 
     assign_wcs → bkg_subtract → flat_field → photom  (→ resample: per-exposure i2d, not built yet)
 
 ``bkg_subtract`` runs when background exposures are given (an Image2 association's
-``background`` members, or ``--steps.bkg_subtract.bkg_list``) and is SKIPPED otherwise.
+``background`` members, or ``--steps.bkg_subtract.bkg_list``) and is SKIPPED otherwise; an
+association's ``selfcal`` members (``webbflow asn make --selfcal``: the other dithered science
+exposures) give MIRI-style background self-calibration, their sigma-clipped median
+(``bkg_subtract.combine="median"``). MIRI: the WCS is the SIAF ``MIRIM_FULL`` one (reference
+columns outside its bounding box), the flat and the PHOTOM row (FILTER + SUBARRAY) come from the
+MIRI defaults (:mod:`webbflow.io.reffiles.miri_imaging`) or CRDS, and the reference columns are
+``DO_NOT_USE`` in the ``cal`` (the flat's DQ), so resample leaves them out.
 Every step is lazy; the runner (:func:`webbflow.graphs.runner.run_image2`) writes the products.
 
 The per-exposure mosaic: :func:`i2d_products` is called by the runner with every calibrated
@@ -34,7 +40,7 @@ HOOKED_STEPS = ("resample",)
 
 
 class Image2(Pipeline):
-    """The Image2 pipeline for near-infrared imaging exposures.
+    """The Image2 pipeline for near-infrared and MIRI imaging exposures.
 
     Examples
     --------

@@ -127,7 +127,8 @@ def run_image2(
         Rate-level files (``*_rate.fits`` → ``<root>_cal.fits``, ``*_rateints.fits`` →
         ``<root>_calints.fits``) and/or level-2 association files (``*.json``: each product's
         science member is calibrated into ``<product name>_cal[ints].fits`` and its
-        ``background`` members go to ``bkg_subtract``).
+        ``background`` members go to ``bkg_subtract``; ``selfcal`` members, the other
+        science exposures, go to it with ``combine="median"``: self-calibration).
     steps
         Per-step parameters, ``{"flat_field": {"skip": True}}``; ``resample`` is accepted
         (see :func:`webbflow.graphs.image2.i2d_products`).
@@ -152,10 +153,13 @@ def run_image2(
     if not paths:
         raise UsageError("no input files given")
     products: list[Product] = []
-    for science, backgrounds, stem in _image2_jobs(paths, options.allow_outside):
+    for science, backgrounds, stem, combine in _image2_jobs(paths, options.allow_outside):
         ds = open_product(science, tile=options.tile)
         _require_rate_file(ds, science)
-        products += image2_products(ds, stem, backgrounds, steps or {}, options)
+        config = dict(steps or {})
+        if combine:  # selfcal members: their clipped median, unless the user chose otherwise
+            config["bkg_subtract"] = {"combine": combine, **config.get("bkg_subtract", {})}
+        products += image2_products(ds, stem, backgrounds, config, options)
     check_unique(products)
     with scheduler(options.scheduler, progress=options.progress) as client:
         return compute_products(products, client=client, progress=options.progress)
@@ -192,14 +196,20 @@ def image2_products(
     return products + i2d_products(cal, root, hooked.get("resample", {}), out, options.overwrite)
 
 
-def _image2_jobs(paths: Sequence[Path], allow_outside: bool) -> list[tuple[Path, tuple[Path, ...], str]]:
-    """``(science file, background files, output stem or "")`` for every exposure to calibrate."""
+def _image2_jobs(
+    paths: Sequence[Path], allow_outside: bool
+) -> list[tuple[Path, tuple[Path, ...], str, str | None]]:
+    """``(science file, background files, output stem or "", combine)`` for every exposure.
+
+    ``combine`` is ``"median"`` when the backgrounds are the product's ``selfcal`` members
+    (self-calibration from the other science exposures), else ``None``.
+    """
     from webbflow.io.asn import read_association
 
-    jobs: list[tuple[Path, tuple[Path, ...], str]] = []
+    jobs: list[tuple[Path, tuple[Path, ...], str, str | None]] = []
     for path in paths:
         if path.suffix.lower() != ".json":
-            jobs.append((path, (), ""))
+            jobs.append((path, (), "", None))
             continue
         asn = read_association(path, allow_outside=allow_outside)
         if asn.kind == "image3":
@@ -213,7 +223,12 @@ def _image2_jobs(paths: Sequence[Path], allow_outside: bool) -> list[tuple[Path,
                     f"{path}: product {prod.name!r} has {len(science)} science members, expected 1"
                 )
             backgrounds = tuple(m.path for m in prod.by_type("background"))
-            jobs.append((science[0].path, backgrounds, prod.name))
+            selfcal = tuple(m.path for m in prod.by_type("selfcal"))
+            if backgrounds and selfcal:
+                raise InputError(
+                    f"{path}: product {prod.name!r} has both background and selfcal members; give one kind"
+                )
+            jobs.append((science[0].path, backgrounds or selfcal, prod.name, "median" if selfcal else None))
     return jobs
 
 

@@ -21,10 +21,11 @@ import numpy as np
 import xarray as xr
 
 from webbflow import dq
-from webbflow.detectors import READ_PATTERNS, Detector, frame_time, get_detector
+from webbflow.detectors import READ_PATTERNS, Detector, frame_time, get_detector, miri_frame_time
 from webbflow.engine.tiles import map_tiles
 from webbflow.engine.tiling import tile_shape
 from webbflow.errors import ReferenceFileError
+from webbflow.graphs.simulate_miri import miri_ramp
 from webbflow.io.keywords import set_path
 from webbflow.io.reffiles import ReferenceResolver
 from webbflow.model import PIXEL_DIMS, RAMP_DIMS
@@ -35,6 +36,7 @@ from webbflow.sim.dark_ramp import dark_groups
 from webbflow.sim.fluxcal import filter_info
 from webbflow.sim.geometry import Geometry, Pointing
 from webbflow.sim.meta import Identity, exposure_meta
+from webbflow.sim.miri import MiriPlan
 from webbflow.sim.psf import get_psf
 from webbflow.sim.ramp import (
     RampPlan,
@@ -51,6 +53,8 @@ log = logging.getLogger("webbflow")
 
 #: Reference types the simulation reads (the detector's truth).
 REFTYPES = ("mask", "gain", "linearity", "saturation", "superbias", "readnoise", "ipc", "dark")
+#: Reference types of a MIRI simulation (no superbias, no IPC; :mod:`webbflow.graphs.simulate_miri`).
+MIRI_REFTYPES = ("mask", "gain", "linearity", "saturation", "readnoise", "dark", "reset", "rscd", "emicorr")
 #: Reference types used when available (no embedded default yet).
 OPTIONAL_REFTYPES = ("flat",)
 
@@ -65,7 +69,7 @@ class Simulation:
 
     exposure: xr.Dataset
     scene: Scene
-    plan: RampPlan
+    plan: RampPlan | MiriPlan
     geometry: Geometry
     notes: tuple[str, ...]
 
@@ -113,6 +117,8 @@ def build_simulation(config: SimConfig, *, tile: int | None = None, resolver: An
     window = geometry.window
     xstart, ystart, xsize, ysize = window
     tframe, noutputs = frame_time(det, xsize, ysize)
+    if det.instrument == "MIRI":  # the table knows SLOW; frame_time() gives FAST
+        tframe = miri_frame_time(geometry.subarray_name, readpatt)
     ident = Identity(
         cfg.observation.program,
         cfg.observation.observation,
@@ -168,7 +174,8 @@ def build_simulation(config: SimConfig, *, tile: int | None = None, resolver: An
         coords=coords,
         attrs={"meta": meta},
     )
-    refs = _references(cfg, template, resolver or ReferenceResolver.default(), notes)
+    reftypes = MIRI_REFTYPES if det.instrument == "MIRI" else REFTYPES
+    refs = _references(cfg, template, resolver or ReferenceResolver.default(), notes, reftypes)
 
     eff = cfg.effects
     info = filter_info(det.instrument, cfg.filter, cfg.pupil)
@@ -215,6 +222,12 @@ def build_simulation(config: SimConfig, *, tile: int | None = None, resolver: An
         rate = rate * xr.where(np.isfinite(flat) & (flat > 0), flat, 1.0).astype(np.float32)
     dead = (refs["mask"]["dq"] & np.uint32(dq.DEAD)) != 0
     rate = xr.where(dead, np.float32(0), rate).astype(np.float32)
+    if det.instrument == "MIRI":
+        miri_plan, sci = miri_ramp(cfg, det, refs, rate, template, tframe, notes)
+        out = _exposure(sci, template, seeded, coords, meta, _provenance(cfg, scene, refs, sky))
+        for line in notes[len(config.notes) :]:
+            log.info(line)
+        return Simulation(out, scene, miri_plan, geometry, tuple(notes))
 
     plan = RampPlan(
         seed=cfg.seed,
@@ -297,8 +310,24 @@ def build_simulation(config: SimConfig, *, tile: int | None = None, resolver: An
             name="sim-raw",
         )["sci"]
 
-    groupdq = da.zeros((nints, ngroups, ysize, xsize), dtype=np.uint8, chunks=ramp_chunks)
-    out = xr.Dataset(
+    out = _exposure(sci, template, seeded, coords, meta, _provenance(cfg, scene, refs, sky))
+    for line in notes[len(config.notes) :]:  # the configuration's own notes are the caller's to show
+        log.info(line)
+    return Simulation(out, scene, plan, geometry, tuple(notes))
+
+
+def _exposure(
+    sci: xr.DataArray,
+    template: xr.Dataset,
+    seeded: dict[str, xr.DataArray],
+    coords: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    cards: list[list[Any]],
+) -> xr.Dataset:
+    """The ``uncal`` Dataset: raw ``sci``, empty ``groupdq``/``pixeldq``, the seed and segmap."""
+    sizes = template["sci"].shape
+    groupdq = da.zeros(sizes, dtype=np.uint8, chunks=template["sci"].data.chunks)
+    return xr.Dataset(
         {
             "sci": sci,
             "groupdq": (RAMP_DIMS, groupdq),
@@ -307,19 +336,20 @@ def build_simulation(config: SimConfig, *, tile: int | None = None, resolver: An
             "segmap": seeded["segmap"],
         },
         coords=coords,
-        attrs={"meta": meta, "fits_extra": _provenance(cfg, scene, refs, sky)},
+        attrs={"meta": meta, "fits_extra": cards},
     )
-    for line in notes[len(config.notes) :]:  # the configuration's own notes are the caller's to show
-        log.info(line)
-    return Simulation(out, scene, plan, geometry, tuple(notes))
 
 
 def _references(
-    cfg: SimConfig, template: xr.Dataset, resolver: Any, notes: list[str]
+    cfg: SimConfig,
+    template: xr.Dataset,
+    resolver: Any,
+    notes: list[str],
+    reftypes: tuple[str, ...] = REFTYPES,
 ) -> dict[str, xr.Dataset]:
     """Open the references the simulation reads; optional ones that are missing are noted."""
     refs: dict[str, xr.Dataset] = {}
-    for reftype in (*REFTYPES, *OPTIONAL_REFTYPES):
+    for reftype in (*reftypes, *OPTIONAL_REFTYPES):
         override = cfg.reffiles.get(reftype)
         optional = reftype in OPTIONAL_REFTYPES
         try:

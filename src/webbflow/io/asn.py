@@ -320,6 +320,7 @@ def make_association(
     program: str | None = None,
     target: str | int | None = None,
     with_backgrounds: Iterable[str | Path] = (),
+    selfcal: bool = False,
 ) -> Association:
     """Build an association from exposure files, as jwst's ``asn_from_list``.
 
@@ -340,6 +341,10 @@ def make_association(
         ``t001``: FITS headers carry the target's name, not its number).
     with_backgrounds : iterable of str or Path
         image2 only: background exposures added to every product (``exptype="background"``).
+    selfcal : bool
+        image2 only: add every *other* file to each product as a ``selfcal`` member, so
+        ``bkg_subtract`` subtracts their sigma-clipped median (background self-calibration
+        from dithered exposures, as used for MIRI imaging; give at least 4 files).
 
     Raises
     ------
@@ -365,11 +370,21 @@ def make_association(
             raise UsageError(
                 "product_name (--product-name) applies to image3; image2 names products per file"
             )
-        products = tuple(Product(exposure_root(p), (Member(p), *backgrounds)) for p in paths)
+        if selfcal and (backgrounds or len(paths) < 2):
+            raise UsageError("selfcal (--selfcal) needs >= 2 science files and no --background")
+        products = tuple(
+            Product(
+                exposure_root(p),
+                (Member(p), *backgrounds, *(Member(o, "selfcal") for o in paths if selfcal and o != p)),
+            )
+            for p in paths
+        )
         constraints = "one product per science exposure"
     else:
-        if backgrounds:
-            raise UsageError("backgrounds (--background) belong to image2 associations, not image3")
+        if backgrounds or selfcal:
+            raise UsageError(
+                "backgrounds (--background, --selfcal) belong to image2 associations, not image3"
+            )
         name = product_name or _level3_name(paths, info, prog, acid, targ)
         products = (Product(name, tuple(Member(p) for p in paths)),)
         constraints = _constraints(info)

@@ -179,6 +179,8 @@ def magnitude_columns(
         return names
     if inst == "NIRISS":
         return [f"niriss_{info.element.lower()}_magnitude"]
+    if inst == "MIRI":
+        return [f"miri_{info.element.lower()}_magnitude"]
     guider = (detector or "").strip().upper()
     names = []
     if guider in ("GUIDER1", "GUIDER2"):

@@ -148,6 +148,8 @@ KEYWORDS: Final[tuple[Keyword, ...]] = (
     _K("PHOTUJA2", "photometry.conversion_microjanskys", float, "SCI", "[uJy/arcsec2] per DN/s"),
     _K("PIXAR_SR", "photometry.pixelarea_steradians", float, "SCI", "Nominal pixel area in steradians"),
     _K("PIXAR_A2", "photometry.pixelarea_arcsecsq", float, "SCI", "Nominal pixel area in arcsec^2"),
+    _K("PIXFRAC", "resample.pixfrac", float, comment="Drizzle pixel fraction"),
+    _K("PXSCLRT", "resample.pixel_scale_ratio", float, comment="Output / input pixel scale ratio"),
 )
 
 #: ``meta.cal_step`` names and their ``S_*`` keywords (jwst conventions).
@@ -200,6 +202,7 @@ REF_FILE_KEYWORDS: Final[Mapping[str, str]] = {
     "photom": "R_PHOTOM",
     "area": "R_AREA",
     "distortion": "R_DISTOR",
+    "filteroffset": "R_FILOFF",
     "reset": "R_RESET",
     "rscd": "R_RSCD",
     "emicorr": "R_MIREMI",

@@ -24,6 +24,10 @@ detector's mean gain (:func:`webbflow.detectors.get_detector`). Seeds: Mirage ha
 one for Poisson noise and one for cosmic rays; webbflow has one for the exposure,
 ``(poissonseed * 2**32 + seed) mod 2**63`` when both are given (distinct for distinct
 pairs of 31-bit seeds; it fits a FITS integer), else whichever is given.
+
+MIRI (beyond Mirage): ``Inst.instrument: MIRI`` with ``Readout.array_name`` a ``MIRIM_<subarray>``
+aperture (or ``MIRIMAGE``/``MIRIM`` for the full frame), ``readpatt: FASTR1|SLOWR1``; the
+``Reffiles`` keys ``reset``, ``rscd`` and ``emicorr`` override those MIRI references.
 """
 
 from __future__ import annotations
@@ -154,6 +158,10 @@ _REFTYPES: Final = {
     "photom": "photom",
     "ipc": "ipc",
     "pixelAreaMap": "area",
+    # MIRI (an extension: Mirage stops at NIRCam/NIRISS/FGS)
+    "reset": "reset",
+    "rscd": "rscd",
+    "emicorr": "emicorr",
 }
 #: Mirage skips these steps when the file is None; so does webbflow (the effect's name).
 _OFF_WHEN_NONE: Final = {"pixelflat": "flat", "ipc": "ipc", "pixelAreaMap": "pixel_area"}
@@ -289,6 +297,8 @@ def from_mirage(data: Mapping[str, Any], path: str | os.PathLike[str] | None = N
             raise r.fail(f"{where}.{key}", "required key is missing")
     out["instrument"] = r.get("Inst", "instrument")
     out["aperture"] = r.get("Readout", "array_name")
+    if str(out["aperture"]).strip().upper() in {"MIRIMAGE", "MIRIM"}:  # the MIRI imager's full frame
+        out["aperture"] = "MIRIM_FULL"
     try:
         detector = get_detector(detector_for_aperture(str(out["aperture"])))
     except ValueError as exc:

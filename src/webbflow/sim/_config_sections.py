@@ -209,6 +209,19 @@ class Noise(FrozenModel):
     """Per-amplifier offset drawn once per integration."""
 
 
+class Miri(FrozenModel):
+    """MIRI detector-effect amplitudes (read by the MIRI ramp simulator; ignored for NIR)."""
+
+    emi_amplitude: float = Field(default=3.0, ge=0.0, allow_inf_nan=False)
+    """Amplitude of the injected EMI pattern, DN (each frequency of the EMICORR reference)."""
+    flicker_rms: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    """1/f "flicker" noise rms per read, DN."""
+    rscd_fraction: float = Field(default=0.01, ge=0.0, le=1.0)
+    """RSCD deficit in the first groups of integrations after the first, fraction of the last signal."""
+    shower_scale: float = Field(default=1.0, ge=0.0, allow_inf_nan=False)
+    """Multiplier of the rate of cosmic-ray showers."""
+
+
 class Dither(FrozenModel):
     """Dither position of the exposure (header keywords only; the pointing is not moved)."""
 

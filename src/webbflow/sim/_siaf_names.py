@@ -26,9 +26,10 @@ PREFIX: Final = {
     "NIS": ("NIRISS", "NIS", "NIS_CEN"),
     "FGS1": ("FGS", "GUIDER1", "FGS1_FULL"),
     "FGS2": ("FGS", "GUIDER2", "FGS2_FULL"),
+    "MIRIM": ("MIRI", "MIRIMAGE", "MIRIM_FULL"),
 }
 #: pysiaf instrument name -> ``INSTRUME`` keyword.
-INSTRUME: Final = {"NIRCam": "NIRCAM", "NIRISS": "NIRISS", "FGS": "FGS"}
+INSTRUME: Final = {"NIRCam": "NIRCAM", "NIRISS": "NIRISS", "FGS": "FGS", "MIRI": "MIRI"}
 #: SUBARRAY keyword of subarrays not named by their aperture suffix (jwst datamodel enum);
 #: the first matching pattern wins (``{m}``: NIRCam module), otherwise the suffix is the name.
 SUBARRAY_RULES: Final = (
@@ -70,14 +71,14 @@ def detector_for_aperture(aperture: str) -> str:
     Raises
     ------
     ValueError
-        If the aperture does not name one NIRCam, NIRISS or FGS detector.
+        If the aperture does not name one NIRCam, NIRISS or FGS detector or the MIRI imager.
     """
     prefix, _, suffix = str(aperture).strip().upper().partition("_")
     if prefix in PREFIX and re.fullmatch(r"\w+", suffix):
         return PREFIX[prefix][1]
     raise ValueError(
         f"{aperture!r} does not name one detector's SIAF aperture "
-        "(expected e.g. NRCA1_FULL, NRCB5_FULL, NRCA1_SUB160, NIS_CEN, FGS1_FULL)"
+        "(expected e.g. NRCA1_FULL, NRCB5_FULL, NRCA1_SUB160, NIS_CEN, FGS1_FULL, MIRIM_FULL)"
     )
 
 
@@ -120,7 +121,7 @@ def readout_window(sub: Any, full: Any, det: Detector) -> tuple[int, int, int, i
 def lookup(name: str, instrument: str | None) -> tuple[Any, str]:
     """(pysiaf aperture, pysiaf instrument) of aperture ``name``, searching ``instrument`` first."""
     order = [instrument] if instrument else []
-    order += [i for i in ("NIRCam", "NIRISS", "FGS") if i != instrument]
+    order += [i for i in ("NIRCam", "NIRISS", "FGS", "MIRI") if i != instrument]
     for inst in order:
         if name in siaf(inst).apernames:
             return siaf(inst)[name], inst

@@ -106,10 +106,10 @@ def _poly(coef: tuple[float, ...], degree: int, x: np.ndarray, y: np.ndarray, d:
 
 @functools.lru_cache(maxsize=32)
 def area_grid(frame: Frame, nx: int, ny: int) -> np.ndarray:
-    """Relative pixel area on full-frame nodes ``0, 16, ..., n`` (0-based), read-only float64."""
+    """Relative pixel area on full-frame nodes ``0, 16, ..., >= n`` (0-based), read-only float64."""
     gy, gx = np.meshgrid(
-        np.arange(0, ny + 1, AREA_STEP, dtype=float),
-        np.arange(0, nx + 1, AREA_STEP, dtype=float),
+        np.arange(0, ny + AREA_STEP, AREA_STEP, dtype=float),  # last node >= ny
+        np.arange(0, nx + AREA_STEP, AREA_STEP, dtype=float),  # last node >= nx
         indexing="ij",
     )
     grid = frame.area(gx + 1.0, gy + 1.0) / frame.area(np.array(frame.x_sci_ref), np.array(frame.y_sci_ref))

@@ -17,6 +17,16 @@ JWST ETC's background levels (1.77 and 3.31 × ``low``). The telescope part does
 Real backgrounds depend on the pointing and date (the ``jwst_backgrounds`` model); this is
 a nominal, position-independent stand-in good to a factor ~1.5.
 
+**MIRI** (5–27 µm) uses the same spectrum: the zodiacal thermal emission peaks near 12 µm
+(~13 MJy/sr ``low``), the 45 K telescope greybody overtakes it near 18 µm and dominates F2100W and
+F2550W (~100 and ~860 MJy/sr). Through the nominal MIRI bands of ``filters.ecsv`` (0.1108″ pixels)
+the ``low`` rates are, e⁻/s/pixel: F560W 3, F770W 30, F1000W 50, F1130W 20, F1280W 79, F1500W 99,
+F1800W 129, F2100W 640, F2550W 1680 — the order of the JWST ETC's MIRI imaging backgrounds (tens of
+e⁻/s at 7.7 µm, thousands at 25.5 µm; Glasse et al. 2015, PASP 127, 686; Rigby et al. 2023, PASP
+135, 048002, thermal self-emission dominating the longest bands). ``medium``/``high`` scale only
+the zodiacal part, so they raise F770W by 1.8×/3.3× but F2550W by only a few per cent: the
+telescope's emission does not depend on the pointing. Good to a factor ~2 beyond 15 µm.
+
 The band average is photon-weighted over the filter's top-hat (:mod:`webbflow.sim.fluxcal`),
 ``<I_ν> = ∫ I_ν dλ/λ / ∫ dλ/λ``, so the rate is exactly that of the model spectrum:
 ``rate = 10^(0.4 ZP_AB) · <I_ν> Ω / 3631 Jy``.

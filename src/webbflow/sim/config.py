@@ -17,6 +17,15 @@ every value is typed and checked once, here.
     pointing: {ra: 53.16, dec: -27.79, v3pa: 0.0}   # error: {dx: 0.1, dy: 0, droll: 0}
     catalogs: {point: [../catalogs/ptsrc_radec.cat]}
 
+  MIRI imaging names the detector and subarray instead of the aperture (``aperture: MIRIM_SUB256``
+  works too)::
+
+    instrument: MIRI
+    detector: MIRIMAGE          # or MIRIM
+    subarray: FULL              # BRIGHTSKY, SUB256, SUB128, SUB64, MASK1065 ... (MIRI_SUBARRAYS)
+    filter: F770W
+    readout: {readpatt: FASTR1, ngroups: 50, nints: 5}   # SLOWR1 (full frame only); FAST/SLOW
+
 * a Mirage input YAML (top-level ``Inst``, ``Readout``, ``Reffiles``... sections),
   translated by :func:`webbflow.io.mirage_yaml.from_mirage`.
 
@@ -42,7 +51,7 @@ from typing import Any, Final, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from webbflow.detectors import READ_PATTERNS, get_detector
+from webbflow.detectors import MIRI_SUBARRAYS, READ_PATTERNS, get_detector
 from webbflow.errors import InputError, suggest
 
 # The sections and the file helpers moved out of this module are re-exported (``X as X``)
@@ -57,6 +66,7 @@ from webbflow.sim._config_sections import Dither as Dither
 from webbflow.sim._config_sections import Effects as Effects
 from webbflow.sim._config_sections import FrozenModel, upper
 from webbflow.sim._config_sections import InputFile as InputFile
+from webbflow.sim._config_sections import Miri as Miri
 from webbflow.sim._config_sections import Noise as Noise
 from webbflow.sim._config_sections import Observation as Observation
 from webbflow.sim._config_sections import Output as Output
@@ -79,7 +89,15 @@ REFTYPES: Final = (
     "area",
     "distortion",
     "photom",
+    "reset",
+    "rscd",
+    "emicorr",
 )
+#: Reference types of one instrument family only (the other has no such step or reference).
+MIRI_ONLY_REFTYPES: Final = frozenset({"reset", "rscd", "emicorr"})
+NIR_ONLY_REFTYPES: Final = frozenset({"superbias", "ipc"})
+#: ``detector`` values that name the MIRI imager.
+MIRI_IMAGER_NAMES: Final = frozenset({"MIRIMAGE", "MIRIM"})
 #: Top-level sections that mark a Mirage input YAML.
 MIRAGE_SECTIONS: Final = frozenset(
     {"Inst", "Readout", "Reffiles", "nonlin", "cosmicRay", "simSignals", "Telescope", "newRamp", "Output"}
@@ -105,14 +123,15 @@ class SimConfig(FrozenModel):
     as one-line :class:`~webbflow.errors.InputError`.
     """
 
-    instrument: Literal["NIRCAM", "NIRISS", "FGS"]
-    """``NIRCAM``, ``NIRISS`` or ``FGS`` (any case)."""
+    instrument: Literal["NIRCAM", "NIRISS", "FGS", "MIRI"]
+    """``NIRCAM``, ``NIRISS``, ``FGS`` or ``MIRI`` (any case)."""
     aperture: str
-    """SIAF aperture name: ``NRCA1_FULL``, ``NRCB5_FULL``, ``NRCA1_SUB160``, ``NIS_CEN``, ``FGS1_FULL``..."""
+    """SIAF aperture name: ``NRCA1_FULL``, ``NRCB5_FULL``, ``NRCA1_SUB160``, ``NIS_CEN``, ``FGS1_FULL``,
+    ``MIRIM_FULL``, ``MIRIM_SUB256``... (MIRI: or give ``detector`` and ``subarray``)."""
     filter: str = ""
     """Filter-wheel element (upper case); empty for FGS. NIRISS F090W-F200W sit in the pupil wheel."""
     pupil: str = "CLEAR"
-    """Pupil-wheel element (NIRISS: ``CLEARP`` with filter-wheel filters; empty for FGS)."""
+    """Pupil-wheel element (NIRISS: ``CLEARP`` with filter-wheel filters; empty for FGS and MIRI)."""
     readout: Readout = Field(default_factory=Readout)
     pointing: Pointing = Field(default_factory=Pointing)
     date_obs: str = "2026-01-01"
@@ -134,6 +153,8 @@ class SimConfig(FrozenModel):
     """Lowest source rate, e⁻/s, for a pixel to enter the segmentation map."""
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     """Seed of every random stream of the exposure (fits a signed 64-bit integer)."""
+    miri: Miri = Field(default_factory=Miri)
+    """MIRI detector-effect amplitudes (ignored for NIR exposures)."""
     observation: Observation = Field(default_factory=Observation)
     output: Output = Field(default_factory=Output)
     notes: tuple[str, ...] = ()
@@ -145,6 +166,11 @@ class SimConfig(FrozenModel):
     def detector(self) -> str:
         """``DETECTOR`` keyword value (``NRCB5_FULL`` -> ``NRCBLONG``)."""
         return detector_for_aperture(self.aperture)
+
+    @property
+    def subarray(self) -> str:
+        """MIRI ``SUBARRAY`` keyword (``MIRIM_SUB256`` -> ``SUB256``); NIR: the aperture's suffix."""
+        return self.aperture.partition("_")[2]
 
     @property
     def uncal_name(self) -> str:
@@ -169,10 +195,16 @@ class SimConfig(FrozenModel):
             return data
         data = dict(data)
         instrument = data["instrument"].strip().upper()
+        data = _detector_subarray(data, instrument)
         filt, pupil = upper(data.get("filter", "")), upper(data.get("pupil", "CLEAR"))
         if not (isinstance(filt, str) and isinstance(pupil, str)):
             return data
-        if instrument == "FGS":
+        if instrument == "MIRI":
+            data["pupil"] = "" if pupil in _NO_ELEMENT else pupil  # MIRI has no pupil wheel
+            readout = data.get("readout")
+            if readout is None or (isinstance(readout, Mapping) and "readpatt" not in readout):
+                data["readout"] = {**(readout or {}), "readpatt": "FASTR1"}  # JDox: the imaging default
+        elif instrument == "FGS":
             data["filter"] = "" if filt in _NO_ELEMENT else filt
             data["pupil"] = "" if pupil in _NO_ELEMENT else pupil
         elif instrument == "NIRISS":
@@ -233,10 +265,53 @@ class SimConfig(FrozenModel):
                 f"{self.readout.readpatt!r} is not a {self.instrument} readout pattern"
                 f"{suggest(self.readout.readpatt, patterns)} (expected one of: {', '.join(patterns)})",
             )
-        self._check_optics(det.channel)
+        self._check_reftypes()
+        if self.instrument == "MIRI":
+            self._check_miri()
+        else:
+            self._check_optics(det.channel)
         return self
 
+    def _check_reftypes(self) -> None:
+        wrong = MIRI_ONLY_REFTYPES if self.instrument != "MIRI" else NIR_ONLY_REFTYPES
+        for reftype in self.reffiles:
+            if reftype in wrong:
+                family = "MIRI" if reftype in MIRI_ONLY_REFTYPES else "near-infrared"
+                raise FieldError(
+                    f"reffiles.{reftype}",
+                    f"{reftype} is a {family} reference type: no {self.instrument} step uses it",
+                )
+
+    def _check_miri(self) -> None:
+        from webbflow.sim.fluxcal import known_elements
+
+        sub = self.subarray
+        if sub not in MIRI_SUBARRAYS:
+            raise FieldError(
+                "aperture",
+                f"{self.aperture}: not a MIRI imager subarray "
+                f"(expected MIRIM_ + one of: {', '.join(MIRI_SUBARRAYS)})",
+            )
+        if self.readout.readpatt in {"SLOW", "SLOWR1"} and sub != "FULL":
+            raise FieldError(
+                "readout.readpatt", f"{self.readout.readpatt} reads the full array only, not {sub}"
+            )
+        if self.pupil:
+            raise FieldError("pupil", f"{self.pupil!r}: MIRI has no pupil wheel (leave it empty)")
+        elements = known_elements("MIRI")
+        if self.filter not in elements:
+            raise FieldError(
+                "filter",
+                f"{self.filter!r} is not a MIRI imager filter{suggest(self.filter, elements)} "
+                f"(expected one of: {', '.join(elements)})",
+            )
+
     def _check_optics(self, channel: str) -> None:
+        from webbflow.sim.fluxcal import known_elements
+
+        if self.filter in known_elements("MIRI") or self.pupil in known_elements("MIRI"):
+            element = self.filter if self.filter in known_elements("MIRI") else self.pupil
+            raise FieldError("filter", f"{element} is a MIRI filter, not a {self.instrument} one")
         if self.instrument == "FGS":
             for key in ("filter", "pupil"):
                 if getattr(self, key):
@@ -258,6 +333,23 @@ class SimConfig(FrozenModel):
                     f"{element} is a {band}-wavelength filter but {self.aperture} is on a "
                     f"{channel.lower()}-wavelength detector",
                 )
+
+
+def _detector_subarray(data: dict[str, Any], instrument: str) -> dict[str, Any]:
+    """MIRI's ``detector`` + ``subarray`` keys -> ``aperture`` (``MIRIM_<subarray>``); others refuse them."""
+    if "detector" not in data and "subarray" not in data:
+        return data
+    detector, subarray = upper(data.pop("detector", "")), upper(data.pop("subarray", ""))
+    if instrument != "MIRI":
+        key = "detector" if detector else "subarray"
+        raise FieldError(key, f"{instrument} exposures name their SIAF aperture (e.g. NRCA1_FULL), not {key}")
+    if detector and detector not in MIRI_IMAGER_NAMES:
+        raise FieldError("detector", f"{detector!r} is not the MIRI imager (expected MIRIMAGE or MIRIM)")
+    name = f"MIRIM_{subarray or 'FULL'}"
+    if data.get("aperture") and upper(data["aperture"]) != name:
+        raise FieldError("subarray", f"{subarray or 'FULL'} disagrees with aperture {data['aperture']}")
+    data["aperture"] = name
+    return data
 
 
 def _one_line(exc: ValidationError, source: str, key_names: Mapping[str, str]) -> InputError:

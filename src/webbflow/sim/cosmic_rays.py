@@ -210,6 +210,7 @@ def cosmic_ray_hits(
     x0: int,
     x1: int,
     pixel_pitch_um: float = 18.0,
+    sensitive: tuple[int, int, int, int] | None = None,
 ) -> CosmicRayHits:
     """Cosmic-ray charge deposited in the tile rows ``[y0, y1)``, columns ``[x0, x1)``.
 
@@ -233,6 +234,10 @@ def cosmic_ray_hits(
         Tile, full-frame 0-based pixels.
     pixel_pitch_um
         Pixel pitch, µm.
+    sensitive
+        Light-sensitive full-frame rows ``[y0, y1)`` and columns ``[x0, x1)`` as
+        ``(y0, y1, x0, x1)``; default the near-infrared 2048² array less its 4-px
+        reference border (MIRI: ``(0, 1024, 4, 1028)``).
 
     Returns
     -------
@@ -248,7 +253,7 @@ def cosmic_ray_hits(
     """
     _check_region(y0, y1, x0, x1)
     mean = _events_per_block(environment, scale, nints, nframes_total, frame_time, pixel_pitch_um)
-    wy0, wy1, wx0, wx1 = _sensitive(window)
+    wy0, wy1, wx0, wx1 = _sensitive(window, sensitive)
     ty0, ty1, tx0, tx1 = max(y0, wy0), min(y1, wy1), max(x0, wx0), min(x1, wx1)
     if mean == 0.0 or ty0 >= ty1 or tx0 >= tx1:
         return _no_hits()
@@ -421,7 +426,9 @@ def _events_per_block(
     return rate * float(scale) * area_cm2 * int(nframes_total) * float(frame_time)
 
 
-def _sensitive(window: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+def _sensitive(
+    window: tuple[int, int, int, int], region: tuple[int, int, int, int] | None = None
+) -> tuple[int, int, int, int]:
     """Rows ``[y0, y1)`` and columns ``[x0, x1)`` of light-sensitive pixels in the 1-based ``window``."""
     try:
         xstart, ystart, xsize, ysize = (int(v) for v in window)
@@ -429,8 +436,13 @@ def _sensitive(window: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         raise UsageError(f"cosmic rays: window={window!r}: expected (xstart, ystart, xsize, ysize)") from None
     if xstart < 1 or ystart < 1 or xsize < 1 or ysize < 1:
         raise UsageError(f"cosmic rays: window={window!r}: expected 1-based start and positive sizes")
-    lo, hi = _REFPIX, _FULL - _REFPIX
-    return max(ystart - 1, lo), min(ystart - 1 + ysize, hi), max(xstart - 1, lo), min(xstart - 1 + xsize, hi)
+    ry0, ry1, rx0, rx1 = region if region is not None else (_REFPIX, _FULL - _REFPIX) * 2
+    return (
+        max(ystart - 1, ry0),
+        min(ystart - 1 + ysize, ry1),
+        max(xstart - 1, rx0),
+        min(xstart - 1 + xsize, rx1),
+    )
 
 
 def _check_region(y0: int, y1: int, x0: int, x1: int) -> None:

@@ -34,6 +34,8 @@ def _column(instrument: str, filter: str, pupil: str) -> str:
     if inst == "niriss":
         band = pupil if filter.upper() == "CLEAR" else filter
         return f"niriss_{band.lower()}_magnitude"
+    if inst == "miri":
+        return f"miri_{filter.lower()}_magnitude"
     return "fgs_magnitude"
 
 

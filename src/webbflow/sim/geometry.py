@@ -7,7 +7,8 @@ Science Instrument Aperture File (SIAF, read with ``pysiaf``; JWST-STScI-001550)
     pixel (sci) --Sci2Idl polynomial--> ideal (arcsec) --rotation, parity--> V2/V3 (arcsec)
     --attitude matrix--> RA/Dec
 
-always through the detector's full-frame aperture (``NRCA1_FULL``, ``NIS_CEN``, ``FGS1_FULL``),
+always through the detector's full-frame aperture (``NRCA1_FULL``, ``NIS_CEN``, ``FGS1_FULL``,
+``MIRIM_FULL``),
 whatever subarray is read: a subarray only sets :attr:`Geometry.window` and the WCS keywords.
 The ideal-to-V2/V3 step is the SIAF planar approximation (pysiaf's default, and what the jwst
 distortion reference files encode). Sky-to-pixel starts from the SIAF inverse polynomial
@@ -126,7 +127,9 @@ class Geometry:
         ----------
         aperture
             SIAF aperture read (``NRCA1_FULL``, ``NRCB5_FULL``, ``NRCA3_SUB400P``, ``NIS_CEN``,
-            ``NIS_SUB64``, ``FGS1_FULL``, ``FGS2_SUB128CNTR`` …), any case.
+            ``NIS_SUB64``, ``FGS1_FULL``, ``FGS2_SUB128CNTR``, ``MIRIM_FULL``, ``MIRIM_SUB256`` …), any
+            case. MIRI's science frame is 1032 × 1024 and includes its reference columns (x 0-3,
+            1028-1031, 0-based), exactly as pysiaf's ``MIRIM_FULL``.
         pointing
             Where the reference aperture's reference point lands, and ``PA_V3``.
         reference
@@ -143,7 +146,7 @@ class Geometry:
         prefix, _, suffix = name.partition("_")
         if prefix not in siaf_names.PREFIX:
             siaf_names.lookup(name, None)  # unknown names get a did-you-mean
-            raise UsageError(f"aperture {name!r} is not on one NIRCam/NIRISS/FGS detector")
+            raise UsageError(f"aperture {name!r} is not on one NIRCam/NIRISS/FGS/MIRI imager detector")
         inst, detector, full_name = siaf_names.PREFIX[prefix]
         sub, _ = siaf_names.lookup(name, inst)
         if sub.XSciSize is None or sub.YSciSize is None:

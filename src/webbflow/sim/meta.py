@@ -9,7 +9,9 @@ from astropy.time import Time
 
 from webbflow.detectors import Detector
 
-EXP_TYPE: Final = {"NIRCAM": "NRC_IMAGE", "NIRISS": "NIS_IMAGE", "FGS": "FGS_IMAGE"}
+EXP_TYPE: Final = {"NIRCAM": "NRC_IMAGE", "NIRISS": "NIS_IMAGE", "FGS": "FGS_IMAGE", "MIRI": "MIR_IMAGE"}
+#: Samples per pixel read (``NSAMPLES``): MIRI SLOW averages 9 (jwst ``emicorr`` times its reads with it).
+_MIRI_NSAMPLES: Final = {"FAST": 1, "FASTR1": 1, "SLOW": 9, "SLOWR1": 9}
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,11 @@ def exposure_meta(
     Timing follows the jwst definitions: ``group_time = frame_time * (nframes +
     groupgap)``, ``integration_time = (ngroups - 1) * group_time`` (the effective
     time a ramp fit spans), one reset frame before each integration.
+
+    MIRI: ``frame_time`` from :func:`webbflow.detectors.miri_frame_time` (depends on the subarray
+    and FAST/SLOW), ``nframes`` 1 and ``groupgap`` 0 (``READ_PATTERNS["MIRI"]``), ``EXP_TYPE``
+    ``MIR_IMAGE``, ``NSAMPLES`` 1 (FAST) or 9 (SLOW), no pupil; :func:`miri_exposure_meta` fills
+    those in from the readout and subarray.
     """
     xstart, ystart, xsize, ysize = window
     tgroup = frame_time * (nframes + groupgap)
@@ -82,7 +89,7 @@ def exposure_meta(
         instrument.update(module=det.module, channel=det.channel)
     if filter:
         instrument["filter"] = filter
-    if pupil:
+    if pupil and det.instrument != "MIRI":  # MIRI has no pupil wheel
         instrument["pupil"] = pupil
     return {
         "telescope": "JWST",
@@ -96,7 +103,7 @@ def exposure_meta(
             "ngroups": ngroups,
             "nframes": nframes,
             "groupgap": groupgap,
-            "nsamples": 1,
+            "nsamples": _MIRI_NSAMPLES.get(readpatt, 1) if det.instrument == "MIRI" else 1,
             "sample_time": 10.0,
             "frame_time": frame_time,
             "group_time": round(tgroup, 5),
@@ -126,3 +133,44 @@ def exposure_meta(
             "slowaxis": det.slowaxis,
         },
     }
+
+
+def miri_exposure_meta(
+    *,
+    readpatt: str,
+    nints: int,
+    ngroups: int,
+    subarray: str,
+    identity: Identity,
+    date_obs: str,
+    time_obs: str,
+    filter: str,
+) -> dict[str, Any]:
+    """A MIRI imager raw exposure's jwst ``meta``: :func:`exposure_meta` with MIRI's readout.
+
+    ``SUBARRAY`` is a :data:`webbflow.detectors.MIRI_SUBARRAYS` name (``FULL``, ``SUB256``...): its
+    window gives ``SUBSTRT``/``SUBSIZE`` and, with ``readpatt``, ``TFRAME`` = ``TGROUP``.
+    Merge :meth:`webbflow.sim.geometry.Geometry.meta` on top for the WCS and aperture.
+    """
+    from webbflow.detectors import MIRI_SUBARRAYS, MIRIMAGE, READ_PATTERNS, miri_frame_time
+
+    name = subarray.strip().upper()
+    tframe = miri_frame_time(name, readpatt)  # UsageError for an unknown subarray or SLOW subarray
+    sub = MIRI_SUBARRAYS[name]
+    nframes, groupgap = READ_PATTERNS["MIRI"][readpatt]
+    return exposure_meta(
+        MIRIMAGE,
+        readpatt=readpatt,
+        nints=nints,
+        ngroups=ngroups,
+        nframes=nframes,
+        groupgap=groupgap,
+        frame_time=tframe,
+        noutputs=MIRIMAGE.namps,
+        window=(sub.xstart, sub.ystart, sub.xsize, sub.ysize),
+        subarray_name=name,
+        identity=identity,
+        date_obs=date_obs,
+        time_obs=time_obs,
+        filter=filter,
+    )

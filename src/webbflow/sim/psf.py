@@ -1,4 +1,4 @@
-"""Effective point-spread functions (ePSFs) of the JWST near-infrared imagers.
+"""Effective point-spread functions (ePSFs) of the JWST imagers (NIRCam, NIRISS, FGS, MIRI).
 
 A :class:`PSF` is an *effective* PSF: the optical PSF convolved with the
 response of one detector pixel (a uniform square), sampled on a grid
@@ -9,6 +9,15 @@ centres (Anderson & King 2000, PASP 112, 1360). Sampling it on one
 sub-pixel phase of the fine grid sums to :attr:`PSF.enclosed`, the true
 fraction of the flux inside the field of view (not renormalized to 1: the far
 wings are lost, as they are for the real telescope's finite stamps).
+
+**MIRI imager**: the same poppy model at the MIRI band's wavelengths (5–27 µm) with 0.1108″
+pixels over a wider field (:data:`MIRI_FOV_PIXELS`, 11″, so the F2550W PSF, λ/D ≈ 0.8″, keeps
+≳ 90 % of its flux). What is modelled: the OTE pupil (segments, gaps, secondary and struts; the
+MIRI cold stop is taken to match it), diffraction integrated over the band, the pixel box. What
+is not: the imager's own wavefront error (≪ λ/14 at MIRI wavelengths), field dependence, the
+detector's cruciform scattering at 5–10 µm and the pixel-to-pixel diffusion that broaden the
+observed F560W core by ~10 % (Dicken et al. 2024, A&A 689, A5). So the model's FWHM is the
+diffraction limit, ≈ 1.03 λ/D convolved with the pixel (F770W ≈ 0.26″ ≈ 2.4 px).
 
 Three sources, chosen by :func:`get_psf`:
 
@@ -65,8 +74,18 @@ CACHE_VERSION: Final = "psf-v1"
 OVERSAMPLE: Final = 4
 #: Default field of view of generated PSFs, detector pixels.
 FOV_PIXELS: Final = 63
+#: Default field of view of generated MIRI imager PSFs, detector pixels (11.2 arcsec).
+MIRI_FOV_PIXELS: Final = 101
 #: Nominal detector pixel scales, arcsec/pixel (the caller may pass pysiaf's).
-PIXEL_SCALES: Final[Mapping[str, float]] = {"SHORT": 0.0311, "LONG": 0.0630, "NIS": 0.0656, "FGS": 0.069}
+PIXEL_SCALES: Final[Mapping[str, float]] = {
+    "SHORT": 0.0311,
+    "LONG": 0.0630,
+    "NIS": 0.0656,
+    "FGS": 0.069,
+    "MIRI": 0.1108,
+}
+#: ``PIXEL_SCALES`` key of each non-NIRCam instrument (NIRCam's is the detector's channel).
+_SCALE_KEY: Final[Mapping[str, str]] = {"NIRISS": "NIS", "FGS": "FGS", "MIRI": "MIRI"}
 #: Fixed low-order wavefront error: relative weights of Noll Z4 … Z11, scaled to WFE_RMS_NM over the pupil.
 WFE_WEIGHTS: Final = (25.0, -20.0, 30.0, 4.0, -3.0, 20.0, -15.0, 18.0)
 #: Root-mean-square wavefront error over the pupil, nm.
@@ -245,7 +264,8 @@ def get_psf(
     library : path, optional
         A webbpsf/stpsf gridded PSF library FITS file to use instead of the model.
     fov_pixels : int, optional
-        Field of view of a generated PSF, detector pixels (default :data:`FOV_PIXELS`).
+        Field of view of a generated PSF, detector pixels (default :data:`FOV_PIXELS`; MIRI
+        :data:`MIRI_FOV_PIXELS`).
     pixel_scale : float, optional
         Detector pixel scale, arcsec/pixel (default :data:`PIXEL_SCALES` for the detector).
 
@@ -257,9 +277,10 @@ def get_psf(
     det = get_detector(detector)
     if det.instrument != instrument.upper():
         raise UsageError(f"detector {detector!r} belongs to {det.instrument}, not {instrument!r}")
-    key = det.channel if det.instrument == "NIRCAM" else ("NIS" if det.instrument == "NIRISS" else "FGS")
+    key = det.channel if det.instrument == "NIRCAM" else _SCALE_KEY[det.instrument]
     scale = float(pixel_scale) if pixel_scale is not None else PIXEL_SCALES[key]
-    fov = int(fov_pixels) if fov_pixels is not None else FOV_PIXELS
+    default_fov = MIRI_FOV_PIXELS if det.instrument == "MIRI" else FOV_PIXELS
+    fov = int(fov_pixels) if fov_pixels is not None else default_fov
     if fov < 5:
         raise UsageError(f"fov_pixels must be >= 5, got {fov}")
     if library is not None:

@@ -216,7 +216,7 @@ def signal_kernel(
     """
     ny, nx = rate.shape
     y0, x0 = int(y[0]), int(x[0])
-    _check_aligned(plan, y0, ny, x0, nx)
+    check_aligned(plan.window, y0, ny, x0, nx)
     lam = np.clip(np.nan_to_num(rate.astype(np.float64)) + np.nan_to_num(dark.astype(np.float64)), 0, None)
     inv_gain = 1.0 / np.where(np.isfinite(gain) & (gain > 0), gain, 1.0).astype(np.float64)
     coeffs64 = np.ascontiguousarray(np.nan_to_num(coeffs.astype(np.float64)))
@@ -274,9 +274,12 @@ def _hits(plan: RampPlan, y0: int, ny: int, x0: int, nx: int) -> cr.CosmicRayHit
     return cr.CosmicRayHits(empty, empty, empty, empty, np.zeros(0, np.float32))
 
 
-def _check_aligned(plan: RampPlan, y0: int, ny: int, x0: int, nx: int) -> None:
-    """A tile must hold whole block ∩ window cells (their Poisson streams are drawn whole)."""
-    xs, ys, xsize, ysize = plan.window
+def check_aligned(window: tuple[int, int, int, int], y0: int, ny: int, x0: int, nx: int) -> None:
+    """A tile must hold whole block ∩ window cells (their Poisson streams are drawn whole).
+
+    ``window`` is the exposure's ``(xstart, ystart, xsize, ysize)``, 1-based.
+    """
+    xs, ys, xsize, ysize = window
     wy0, wx0 = ys - 1, xs - 1
     for lo, n, w0, wn in ((y0, ny, wy0, ysize), (x0, nx, wx0, xsize)):
         if (lo != w0 and lo % BLOCK) or (lo + n != w0 + wn and (lo + n) % BLOCK):

@@ -38,6 +38,9 @@ class Effect(IntEnum):
     PEDESTAL = 7
     RESET = 8
     PINK_ROW = 9
+    SHOWERS = 10
+    EMI = 11
+    FLICKER = 12
 
 
 def exposure_key(name: str) -> int:

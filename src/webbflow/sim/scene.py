@@ -80,6 +80,10 @@ class Scene:
     geometry: Geometry
     refpix: int
     pixel_area: bool = True
+    frame: tuple[int, int] = (2048, 2048)
+    """Full-frame (ny, nx) of the detector (MIRIMAGE: 1024 × 1032)."""
+    refpix_rows: bool = True
+    """Reference pixels also on the bottom/top rows (near-infrared); MIRI has columns only."""
 
     @property
     def nsources(self) -> int:
@@ -129,9 +133,9 @@ def scene_kernel(*, y: np.ndarray, x: np.ndarray, scene: Scene) -> SeedTile:
     if scene.background:
         area = scene.geometry.pixel_area(y0, y0 + ny, x0, x0 + nx) if scene.pixel_area else 1.0
         rate += scene.background * np.asarray(area, np.float64)
-    r = scene.refpix
-    dark_rows = (y < r) | (y >= 2048 - r)
-    dark_cols = (x < r) | (x >= 2048 - r)
+    r, (fy, fx) = scene.refpix, scene.frame
+    dark_rows = ((y < r) | (y >= fy - r)) & scene.refpix_rows
+    dark_cols = (x < r) | (x >= fx - r)
     rate[dark_rows, :] = 0.0
     rate[:, dark_cols] = 0.0
     segmap[dark_rows, :] = 0
@@ -195,6 +199,8 @@ def build_scene(
         geometry=geometry,
         refpix=det.refpix,
         pixel_area=pixel_area,
+        frame=(det.ny, det.nx),
+        refpix_rows=det.refpix_rows,
     )
 
 

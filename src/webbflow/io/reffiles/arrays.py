@@ -74,11 +74,9 @@ class Defects(NamedTuple):
 
 
 def refpix_border(det: Detector) -> np.ndarray:
-    """Boolean (y, x) map of the reference-pixel border."""
-    border = np.ones((det.ny, det.nx), bool)
-    r = det.refpix
-    border[r:-r, r:-r] = False
-    return border
+    """Boolean (y, x) map of the reference pixels: the 4-pixel border (near-infrared), or the
+    left and right reference columns only (MIRI, :meth:`Detector.reference_mask`)."""
+    return det.reference_mask()
 
 
 def defect_classes(det: Detector) -> Defects:
@@ -94,7 +92,14 @@ def defect_classes(det: Detector) -> Defects:
 
 
 def amp_map(det: Detector, values: np.ndarray | tuple[float, ...]) -> np.ndarray:
-    """A (y, x) float64 map holding ``values[i]`` on amplifier stripe ``i``."""
+    """A (y, x) float64 map holding ``values[i]`` on the pixels of amplifier ``i``.
+
+    Stripes (near-infrared) or columns interleaved ``x mod namps`` (MIRI,
+    :meth:`Detector.amplifier`).
+    """
+    if det.amp_layout == "interleaved":
+        columns = np.asarray(values, np.float64)[det.amplifier(np.arange(det.nx), 0)]
+        return np.broadcast_to(columns[None, :], (det.ny, det.nx)).copy()
     per_amp = np.repeat(np.asarray(values, np.float64), det.amp_width)
     if det.amp_axis == "x":
         return np.broadcast_to(per_amp[None, :], (det.ny, det.nx)).copy()

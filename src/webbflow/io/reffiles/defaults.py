@@ -14,6 +14,10 @@ The layouts follow the jwst reference-file data models (``MaskModel``,
 ``PixelAreaModel``, ``NrcImgPhotomModel``; the ``DistortionModel`` is an ASDF file,
 :mod:`.distortion`) so the jwst pipeline can read the files too.
 
+MIRI detectors take their writers and model names from :data:`MIRI_MODULES`
+(:mod:`.miri_detector`: mask … emicorr, ``DarkMIRIModel`` darks; :mod:`.miri_imaging`:
+flat, photom, area, distortion); MIRI has no superbias or IPC default.
+
 One file per reftype and detector: the default FLAT and AREA are written with
 ``FILTER = PUPIL = ANY`` and do not depend on the filter (jwst's flats do; CRDS
 or an override gives per-filter ones).
@@ -21,6 +25,7 @@ or an override gives per-filter ones).
 
 from __future__ import annotations
 
+import importlib
 import os
 import uuid
 from collections.abc import Callable
@@ -36,6 +41,9 @@ from webbflow.detectors import Detector, get_detector
 from webbflow.errors import ReferenceFileError, UsageError, suggest
 from webbflow.io.reffiles import arrays, distortion, photom
 from webbflow.io.reffiles.arrays import GENERATOR_VERSION
+
+#: A default-set writer: ``(detector, temporary path, dark frames or None)``.
+Writer = Callable[[Detector, Path, int | None], None]
 
 #: Reftypes the embedded default set provides, with their jwst data model name.
 DATAMODELS: Final = {
@@ -56,6 +64,13 @@ DATAMODELS: Final = {
 #: Reftypes of the default set written as ASDF files (not FITS images or tables), opened by
 #: their step rather than by the reference opener: the SIAF distortion (:mod:`.distortion`).
 ASDF_DATAMODELS: Final = {"distortion": "DistortionModel"}
+
+#: Reftypes written as ASDF for any instrument (the MIRI EMICORR file is one).
+ASDF_REFTYPES: Final = ("distortion", "emicorr")
+
+#: Modules whose ``WRITERS``/``DATAMODELS`` make the MIRI default set (the second, MIRI
+#: imaging, is optional: the dispatch works without it).
+MIRI_MODULES: Final = ("webbflow.io.reffiles.miri_detector", "webbflow.io.reffiles.miri_imaging")
 
 #: Fewest frames a default dark holds.
 MIN_DARK_FRAMES: Final = 10
@@ -94,7 +109,7 @@ def dark_frames_needed(ngroups: int, nframes: int, groupgap: int) -> int:
 def default_filename(reftype: str, detector: str, dark_frames: int | None = None) -> str:
     """File name of a default reference (the dark's carries its frame count)."""
     tag = f"dark_{dark_frames}f" if reftype == "dark" else reftype
-    ext = "asdf" if reftype == "distortion" else "fits"
+    ext = "asdf" if reftype in ASDF_REFTYPES else "fits"
     return f"webbflow_{detector.lower()}_{tag}_v{GENERATOR_VERSION}.{ext}"
 
 
@@ -104,11 +119,12 @@ def default_reference(reftype: str, detector: str, dark_frames: int | None = Non
     Parameters
     ----------
     reftype
-        One of :data:`DATAMODELS` or :data:`ASDF_DATAMODELS`.
+        One of :data:`DATAMODELS` or :data:`ASDF_DATAMODELS` (near-infrared), or of
+        :func:`miri_datamodels` (MIRI: no superbias, no ipc).
     detector
         ``DETECTOR`` keyword value (see :mod:`webbflow.detectors`).
     dark_frames
-        For ``dark`` only: number of frames (``NFRAMES=1``, ``GROUPGAP=0``);
+        For ``dark`` only: number of frames (``NFRAMES=1``, ``GROUPGAP=0``; MIRI: groups);
         default :data:`MIN_DARK_FRAMES`.
 
     Raises
@@ -116,7 +132,7 @@ def default_reference(reftype: str, detector: str, dark_frames: int | None = Non
     ReferenceFileError
         If there is no default of this reftype or for this detector.
     """
-    known = {**DATAMODELS, **ASDF_DATAMODELS}
+    known = {**DATAMODELS, **ASDF_DATAMODELS, **miri_datamodels()}
     if reftype not in known:
         raise ReferenceFileError(
             f"no embedded default {reftype} reference{suggest(reftype, known)} "
@@ -129,29 +145,60 @@ def default_reference(reftype: str, detector: str, dark_frames: int | None = Non
             f"no embedded default {reftype} reference for DETECTOR={detector!r} ({exc}); "
             f"pass override_{reftype} or use CRDS"
         ) from None
+    writers = miri_writers() if det.instrument == "MIRI" else _WRITERS
+    if reftype not in writers:
+        raise ReferenceFileError(
+            f"no embedded default {reftype} reference for {det.instrument} DETECTOR={det.name} "
+            f"(defaults exist for {', '.join(writers)}); pass override_{reftype} or use CRDS"
+        )
     frames = max(int(dark_frames or MIN_DARK_FRAMES), 1) if reftype == "dark" else None
     path = cache_root() / det.name / default_filename(reftype, det.name, frames)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
         try:
-            _WRITERS[reftype](det, tmp, frames)
+            writers[reftype](det, tmp, frames)
             tmp.replace(path)
         finally:
             tmp.unlink(missing_ok=True)
     return path
 
 
+def miri_writers() -> dict[str, Writer]:
+    """Writers of the MIRI default set: every importable module of :data:`MIRI_MODULES` merged."""
+    return {k: v for module in _miri_modules() for k, v in module.WRITERS.items()}
+
+
+def miri_datamodels() -> dict[str, str]:
+    """jwst data model name of each reftype of the MIRI default set."""
+    return {k: v for module in _miri_modules() for k, v in module.DATAMODELS.items()}
+
+
+def _miri_modules() -> list[Any]:
+    found = []
+    for name in MIRI_MODULES:
+        try:
+            found.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # a missing dependency inside the module is a real error
+                raise
+    return found
+
+
 # -- headers -------------------------------------------------------------------------------
 def primary_header(det: Detector, reftype: str, descrip: str, **extra: Any) -> fits.Header:
-    """Primary header of a default reference: the keywords the jwst models and CRDS use."""
+    """Primary header of a default reference: the keywords the jwst models and CRDS use.
+
+    ``DATAMODL`` is the reftype's model: :data:`DATAMODELS`, or :func:`miri_datamodels` for MIRI.
+    """
+    models = {**DATAMODELS, **miri_datamodels()} if det.instrument == "MIRI" else DATAMODELS
     h = fits.Header()
     cards: list[tuple[str, Any, str]] = [
         ("TELESCOP", "JWST", "Telescope used to acquire the data"),
         ("INSTRUME", det.instrument, "Instrument used to acquire the data"),
         ("DETECTOR", det.name, "Name of detector used to acquire the data"),
         ("REFTYPE", reftype.upper(), "Type of reference file"),
-        ("DATAMODL", DATAMODELS[reftype], "Type of data model"),
+        ("DATAMODL", models[reftype], "Type of data model"),
         ("FILENAME", "", "Name of the file"),
         ("DESCRIP", descrip, ""),
         ("AUTHOR", "webbflow", "Author of the reference file"),
@@ -375,7 +422,7 @@ def _write_dark(det: Detector, tmp: Path, frames: int | None) -> None:
         hdul.append(dq_def_hdu(("HOT", "WARM"), local_bits=False))
 
 
-_WRITERS: Final[dict[str, Callable[[Detector, Path, int | None], None]]] = {
+_WRITERS: Final[dict[str, Writer]] = {
     "mask": _write_mask,
     "saturation": _write_saturation,
     "superbias": _write_superbias,

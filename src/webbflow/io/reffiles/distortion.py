@@ -6,8 +6,9 @@ reftype, instrument, detector, exposure types and units. Ours is
 :func:`webbflow.steps.assign_wcs.wcs.siaf_distortion` of the detector's full-frame aperture
 (the SIAF Sci2Idl polynomial, its fitted inverse good to 1e-5 px, the V3IdlYAngle rotation and
 the V2Ref/V3Ref offset), with its bounding box set to the detector's pixel edges as CRDS
-files have. The tree has no date and arrays are stored inline, so every writer produces the
-same bytes for a given software environment.
+files have (MIRI: without the 4 reference columns on each side). The tree has no date and
+arrays are stored inline, so every writer produces the same bytes for a given software
+environment.
 """
 
 from __future__ import annotations
@@ -36,11 +37,17 @@ def distortion_tree(det: Detector, filename: str, generator_version: str) -> dic
     from webbflow.steps.assign_wcs.wcs import siaf_distortion, siaf_frame
 
     model = siaf_distortion(siaf_frame(det.name), nx=det.nx, ny=det.ny)
-    # astropy's bounding_box is in (y, x) order for a 2-input model
-    model.bounding_box = ((-0.5, det.ny - 0.5), (-0.5, det.nx - 0.5))
+    # astropy's bounding_box is in (y, x) order for a 2-input model; MIRI's excludes its
+    # reference columns (x 0-3, nx-4..nx-1), as jwst's MIRI imaging WCS does
+    x0 = det.refpix - 0.5 if det.instrument == "MIRI" else -0.5
+    model.bounding_box = ((-0.5, det.ny - 0.5), (x0, det.nx - 1 - x0))
     instrument: dict[str, Any] = {"name": det.instrument, "detector": det.name}
+    exp_types = det.exp_types
     if det.instrument == "NIRCAM":
         instrument.update(module=det.module, channel=det.channel, pupil="ANY", p_pupil="ANY|", filter="N/A")
+    if det.instrument == "MIRI":
+        instrument.update(filter="N/A", band="N/A")
+        exp_types = ("MIR_IMAGE", "MIR_TACQ", "MIR_TACONFIRM", "MIR_FLATIMAGE", "MIR_CORONCAL")
     meta: dict[str, Any] = {
         "telescope": "JWST",
         "reftype": "DISTORTION",
@@ -51,7 +58,7 @@ def distortion_tree(det: Detector, filename: str, generator_version: str) -> dic
         "pedigree": "DUMMY",
         "useafter": "2000-01-01T00:00:00",
         "instrument": instrument,
-        "exposure": {"type": det.exp_types[0], "p_exptype": "|".join(det.exp_types) + "|"},
+        "exposure": {"type": exp_types[0], "p_exptype": "|".join(exp_types) + "|"},
         "subarray": {"name": "FULL", "xstart": 1, "ystart": 1, "xsize": det.nx, "ysize": det.ny},
         "input_units": u.pix,
         "output_units": u.arcsec,

@@ -10,6 +10,8 @@ arrays, which are translated to the standard JWST bits through the file's
 
 from __future__ import annotations
 
+import functools
+import operator
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -75,6 +77,14 @@ LAYOUTS: Final[dict[str, tuple[Var, ...]]] = {
     ),
 }
 
+#: MIRI darks (``DarkMIRIModel``): a 4-D SCI (integration 1, integrations after the first, …)
+#: and a DQ per integration (NINTS, 1, y, x), or 2-D in older files; :func:`open_reference`
+#: ORs the DQ planes into one (y, x) array, as jwst's dark step does.
+MIRI_DARK_LAYOUT: Final = (
+    Var("sci", "SCI", ("dark_integration", "dark_group", *_YX), np.float32),
+    Var("dq", "DQ", ("dark_dq_integration", "dark_dq_group", *_YX), np.uint32, False),
+)
+
 #: Reference types that are binary tables, not images: opened whole, not cropped or tiled.
 TABLE_REFTYPES: Final = ("photom", "rscd")
 
@@ -134,6 +144,14 @@ def _translate(block: np.ndarray, pairs: list[tuple[int, int]]) -> np.ndarray:
     return out
 
 
+def _dark_layout(hdul: fits.HDUList) -> tuple[Var, ...]:
+    """The dark layout of a file: 3-D SCI (near-infrared) or 4-D (MIRI, :data:`MIRI_DARK_LAYOUT`)."""
+    if "SCI" not in hdul or hdul["SCI"].header.get("NAXIS", 0) != 4:
+        return LAYOUTS["dark"]
+    dq_ndim = hdul["DQ"].header.get("NAXIS", 0) if "DQ" in hdul else 0
+    return MIRI_DARK_LAYOUT if dq_ndim != 2 else (MIRI_DARK_LAYOUT[0], LAYOUTS["dark"][1])
+
+
 def open_reference(ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
     """The reference ``ref`` as a lazy Dataset cropped to ``ds``'s window, tiled like ``ds``.
 
@@ -148,7 +166,8 @@ def open_reference(ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
     Returns
     -------
     xarray.Dataset
-        Variables per :data:`LAYOUTS`; coords ``y``/``x`` equal ``ds``'s;
+        Variables per :data:`LAYOUTS` (a 4-D MIRI dark: :data:`MIRI_DARK_LAYOUT`, its
+        ``dq`` ORed to (y, x)); coords ``y``/``x`` equal ``ds``'s;
         ``attrs``: ``header`` (primary header dict), ``meta``, ``name`` (the
         label), ``path``.
     """
@@ -166,6 +185,8 @@ def open_reference(ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
     layout = LAYOUTS[ref.reftype]
     with open_fits(path, expected=f"a {ref.reftype} reference file", error=ReferenceFileError) as hdul:
         header = hdul[0].header
+        if ref.reftype == "dark":
+            layout = _dark_layout(hdul)
         for var in layout:
             if var.required and var.ext not in hdul:
                 raise ReferenceFileError(
@@ -210,11 +231,15 @@ def open_reference(ref: RefFile, ds: xr.Dataset) -> xr.Dataset:
         )
         if var.name == "dq" and pairs:
             lazy = lazy.map_blocks(_translate, pairs, dtype=np.uint32)
+        if var.name == "dq" and lazy.ndim == 4:  # MIRI dark: OR of each integration's first plane
+            lazy = functools.reduce(operator.or_, [lazy[i, 0] for i in range(lazy.shape[0])])
+            data[var.name] = (_YX, lazy)
+            continue
         data[var.name] = (var.dims, lazy)
     for var in layout:  # optional variables missing from the file: neutral values
         if var.name not in data and var.dims[-2:] == _YX:
             data[var.name] = (
-                var.dims,
+                _YX,
                 da.zeros((y1 - y0, x1 - x0), dtype=var.dtype, chunks=(ychunks, xchunks)),
             )
     coords = {"y": ds["y"].values, "x": ds["x"].values}

@@ -45,6 +45,7 @@ PHOTOM_DATAMODELS: Final = {
     "NIRCAM": "NrcImgPhotomModel",
     "NIRISS": "NisImgPhotomModel",
     "FGS": "FgsImgPhotomModel",
+    "MIRI": "MirImgPhotomModel",
 }
 
 #: Relative uncertainty of the default PHOTMJSR values (fluxcal's stated accuracy).

@@ -1,4 +1,4 @@
-"""The imaging WCS of a NIRCam/NIRISS/FGS exposure as a gwcs pipeline (pure; no xarray, no I/O).
+"""The imaging WCS of a NIRCam/NIRISS/FGS/MIRI-imager exposure as a gwcs pipeline (pure; no xarray, no I/O).
 
 Frames and transforms, in the jwst layout that its tools (tweakreg, resample, datamodels) read::
 
@@ -33,7 +33,7 @@ from astropy.modeling.rotations import SphericalRotationSequence
 from gwcs import WCS
 from gwcs import coordinate_frames as cf
 
-from webbflow.detectors import get_detector
+from webbflow.detectors import MIRI_DETECTORS, get_detector
 from webbflow.errors import InputError
 from webbflow.io.keywords import get_path
 from webbflow.sim import _siaf_names as siaf_names
@@ -212,9 +212,24 @@ def imaging_wcs(meta: Mapping[str, Any], ny: int, nx: int, distortion: Model | N
             (world, None),
         ]
     )
-    wcs.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
+    wcs.bounding_box = (_x_bounds(detector, xstart, nx), (-0.5, ny - 0.5))
     wcs.pixel_shape = (nx, ny)
     return wcs
+
+
+def _x_bounds(detector: str, xstart: int, nx: int) -> tuple[float, float]:
+    """Window-pixel x bounds of the WCS: the window's edges, without MIRI's reference columns.
+
+    As jwst's MIRI imaging WCS (its full-frame bounding box is x 3.5-1027.5): the 4 reference
+    columns on each side of the MIRI imager see no sky.
+    """
+    lo, hi = -0.5, nx - 0.5
+    if detector.strip().upper() in MIRI_DETECTORS:
+        det = MIRI_DETECTORS[detector.strip().upper()]
+        first, last = det.refpix, det.nx - det.refpix - 1  # full-frame 0-based sky columns
+        lo = max(lo, first - (xstart - 1) - 0.5)
+        hi = min(hi, last - (xstart - 1) + 0.5)
+    return lo, hi
 
 
 def s_region(wcs: WCS) -> str:

@@ -13,6 +13,11 @@ science variances and ``err``. jwst computes the same ``sqrt(Σ err²) / n`` acr
 but does not propagate it into the science ``ERR``; within one background's integrations it
 averages the clipped ``err²`` instead (the variance of one integration, not of their mean).
 Where every background value is NaN the result is NaN and ``DO_NOT_USE``.
+
+Self-calibration (``statistic="median"``): the "backgrounds" are the other dithered science
+exposures of the association; a source sits on different pixels in each, so a clipped
+*median* across them (at least 3 recommended) estimates the sky and detector background
+without the sources.
 """
 
 from __future__ import annotations
@@ -52,8 +57,9 @@ def clipped_mean(
     *,
     sigma: float = 3.0,
     maxiters: int | None = None,
+    statistic: str = "mean",
 ) -> ClippedMean:
-    """Sigma-clipped mean of a stack along axis 0 (backgrounds, or one background's integrations).
+    """Sigma-clipped mean (or median) of a stack along axis 0 (backgrounds, or one's integrations).
 
     Parameters
     ----------
@@ -65,12 +71,17 @@ def clipped_mean(
         Clipping limit, in standard deviations about the median (both sides).
     maxiters
         Most clipping iterations; ``None`` until nothing more is clipped.
+    statistic
+        ``"mean"`` (jwst) or ``"median"`` of the kept values (self-calibration from dithered
+        science exposures: robust to the sources the clipping leaves); the median's variances
+        are the mean's times π/2 (its asymptotic efficiency for Gaussian noise).
 
     Returns
     -------
     ClippedMean
-        ``sci``: mean of the kept values (NaN where none); variances ``Σ var / n_kept²`` over
-        the kept values; ``dq``: bitwise OR over the whole stack. Inputs are not modified.
+        ``sci``: mean (median) of the kept values (NaN where none); variances ``Σ var / n_kept²``
+        over the kept values (× π/2 for the median); ``dq``: bitwise OR over the whole stack.
+        Inputs are not modified.
     """
     data = sci.astype(np.float64)
     with warnings.catch_warnings():
@@ -84,6 +95,13 @@ def clipped_mean(
         variances = [
             np.where(keep, v.astype(np.float64), 0.0).sum(axis=0) / n**2 for v in (var_poisson, var_rnoise)
         ]
+    if statistic == "median":
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=RuntimeWarning)  # all-NaN pixels
+            mean = np.nanmedian(np.where(keep, data, np.nan), axis=0)
+        variances = [v * (np.pi / 2.0) for v in variances]
+    elif statistic != "mean":
+        raise ValueError(f"statistic {statistic!r}: expected 'mean' or 'median'")
     none = n == 0
     mean = np.where(none, np.nan, mean)
     vp, vr = (np.where(none, np.nan, v) for v in variances)

@@ -8,6 +8,14 @@ tile by tile with the science tiles: a science tile's task reads the same pixels
 background, so memory grows with the tile and the number of backgrounds, never with the
 frame. Without backgrounds the step is SKIPPED.
 
+Self-calibration (MIRI imaging, where the thermal background dominates and dedicated
+background exposures are often not taken): ``combine="median"`` with ``bkg_list`` the
+association's *other* dithered science exposures (an Image2 association's ``selfcal``
+members, ``webbflow asn make --selfcal``) subtracts their sigma-clipped median, which keeps
+the sky and detector background (constant and gradients) and rejects the sources, each on
+other pixels in each exposure. Give at least 3 others; the exposures must share the
+science exposure's detector, filter and subarray.
+
 With ``save_combined_background`` the combined background (``sci``, ``err``, ``dq``, lazy)
 is put in ``attrs["combined_background"]`` for the runner to write as
 ``<root>_combinedbackground.fits``. jwst's WFSS and SOSS parameters do not apply to imaging
@@ -60,6 +68,12 @@ class Params(StepParams):
     save_combined_background: bool = param(False, "Also write the combined background image.")
     sigma: float = param(3.0, "Clipping threshold, standard deviations.", minimum=0)
     maxiters: int | None = param(None, "Clipping iterations; None: until nothing more is clipped.")
+    combine: str = param(
+        "mean",
+        "Combine the backgrounds by their sigma-clipped 'mean' (jwst) or 'median' (self-calibration "
+        "from the association's other science exposures: selfcal members).",
+        choices=("mean", "median"),
+    )
 
 
 class BackgroundStep(Step):
@@ -98,10 +112,12 @@ class BackgroundStep(Step):
             stack,
             {f"bkg_{f}": (("y", "x"), np.uint32 if f == "dq" else np.float32) for f in ClippedMean._fields},
             like=ds,
-            kwargs=stats,
+            kwargs={**stats, "statistic": p.combine},
             name="bkg-combine",
         )
-        log.info("bkg_subtract: subtracting the clipped mean of %d background exposure(s)", len(files))
+        log.info(
+            "bkg_subtract: subtracting the clipped %s of %d background exposure(s)", p.combine, len(files)
+        )
         out: dict[str, xr.DataArray] = {}
         for suffix in SUFFIXES:
             names = {f: f"{f}{suffix}" for f in Subtracted._fields}

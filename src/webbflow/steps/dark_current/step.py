@@ -13,6 +13,14 @@ exposure meta and the dark header):
 A dark with fewer frames than the science readout spans raises
 :class:`ReferenceFileError` naming the file and the frames needed (jwst
 instead extrapolates linearly from the dark's last two groups).
+MIRI darks (4-D, ``DarkMIRIModel``: dims ``dark_integration, dark_group``) are
+matched per integration as jwst's (stcal ``subtract_dark``): science integration
+i (0-based) uses dark integration i while i < the dark's NINTS and the data start
+at the exposure's first integration (``INTSTART`` = 1), else the dark's last
+integration (so with jwst's 2-integration MIRI darks, integration 1 uses the first
+and every later one the second; a segment starting later uses the last for all).
+The match is made lazily per tile; the near-infrared path is unchanged.
+
 The output carries ``average_dark_current`` (y, x) float32, e⁻/s, for ramp
 fitting's Poisson variance, as jwst fills it: the ``average_dark_current``
 parameter if given, else the dark header's AVDRKCUR, else 0. (jwst would
@@ -37,7 +45,7 @@ from webbflow.engine.step import SkipStep, Step
 from webbflow.engine.tiles import map_tiles
 from webbflow.errors import ReferenceFileError, UsageError
 from webbflow.model import PIXEL_DIMS, RAMP_DIMS, meta_value, tile_size
-from webbflow.steps.dark_current.kernel import dark_kernel
+from webbflow.steps.dark_current.kernel import dark_kernel, dark_kernel_by_integration
 
 
 @dataclass(frozen=True)
@@ -70,13 +78,16 @@ class DarkCurrentStep(Step):
         ref = refs["dark"]
         planes = dark_planes(ds, ref)
         dark = ref["sci"].isel(dark_group=slice(0, int(planes.max()) + 1))
-        out = map_tiles(
-            dark_kernel,
-            {"sci": ds["sci"], "pixeldq": ds["pixeldq"], "dark": dark, "dark_dq": ref["dq"]},
-            {"sci": (RAMP_DIMS, np.float32), "pixeldq": (PIXEL_DIMS, np.uint32)},
-            like=ds,
-            kwargs={"planes": planes},
-        )
+        inputs = {"sci": ds["sci"], "pixeldq": ds["pixeldq"], "dark": dark, "dark_dq": ref["dq"]}
+        outputs = {"sci": (RAMP_DIMS, np.float32), "pixeldq": (PIXEL_DIMS, np.uint32)}
+        if "dark_integration" in dark.dims:  # MIRI: one dark per integration
+            which = dark_integrations(ds, dark.sizes["dark_integration"])
+            used = slice(0, int(which.max()) + 1)
+            inputs["dark"] = dark.isel(dark_integration=used)
+            kwargs = {"planes": planes, "dark_integration": which}
+            out = map_tiles(dark_kernel_by_integration, inputs, outputs, like=ds, kwargs=kwargs)
+        else:
+            out = map_tiles(dark_kernel, inputs, outputs, like=ds, kwargs={"planes": planes})
         avg = p.average_dark_current
         if avg is None:
             avg = float(ref.attrs.get("header", {}).get("AVDRKCUR", 0.0) or 0.0)
@@ -88,6 +99,19 @@ def _filled(ds: xr.Dataset, value: float) -> xr.DataArray:
     ychunks, xchunks = tile_size(ds)
     data = da.full((ds.sizes["y"], ds.sizes["x"]), value, dtype=np.float32, chunks=(ychunks, xchunks))
     return xr.DataArray(data, dims=PIXEL_DIMS, coords={d: ds.coords[d] for d in PIXEL_DIMS})
+
+
+def dark_integrations(ds: xr.Dataset, dark_nints: int) -> np.ndarray:
+    """(integration,) 0-based dark integration for each integration of ``ds`` (MIRI darks).
+
+    Integration i uses dark integration i if ``i < dark_nints`` and the data start at the
+    exposure's first integration (``INTSTART`` = 1), else the dark's last integration.
+    """
+    nint = ds.sizes["integration"]
+    int_start = int(meta_value(ds, "exposure.integration_start", 1) or 1)
+    index = np.arange(nint, dtype=np.intp)
+    own = (index < dark_nints) & (int_start == 1)
+    return np.where(own, index, dark_nints - 1).astype(np.intp)
 
 
 def dark_planes(ds: xr.Dataset, ref: xr.Dataset) -> np.ndarray:

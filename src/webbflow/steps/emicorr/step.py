@@ -24,13 +24,27 @@ one at each end); each integration's trial waveform is evaluated at its exact ph
 the nearest point of its 500-phase grid); the read scatter is computed in float64.
 ``algorithm='sequential'`` and ``onthefly_corr_freq`` are not built (UsageError); the other
 sequential-only parameters are accepted and have no effect, as in jwst's joint algorithm.
+
+``reset_model`` (webbflow's own, off by default): the joint model of a ramp is a line plus the
+EMI waveforms, and a line cannot absorb MIRI's reset anomaly (hundreds of DN in the first
+groups, decaying over ~15 groups). On an exposure with that anomaly the fit trades EMI phase
+and amplitude against the curvature, and the "correction" adds more pattern than it removes
+(a simulated SUB64 exposure: 2.8 DN rms of EMI in, 7.8 DN rms left). The anomaly is known —
+it is the RESET reference the later ``reset`` step subtracts — so it belongs in the model:
+with ``reset_model=True`` the fit sees the ramps minus the RESET reference (integrations
+mapped as :func:`webbflow.steps.reset.step.reference_integrations`; its DQ ORed in, as the
+``reset`` step does), and the fitted waveforms are subtracted from the *original* ramps, so
+``reset`` still removes the anomaly exactly once. It is off by default for jwst parity (jwst
+fits the raw ramps); the RESET reference is then neither resolved nor recorded. When on and
+the RESET reference is ``N/A`` the fit falls back to the raw ramps.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import dask
 import dask.array as da
@@ -45,6 +59,9 @@ from webbflow.model import meta_value
 from webbflow.steps._miri import MiriStep
 from webbflow.steps.emicorr.fit import EmiFit, fit_emi
 from webbflow.steps.emicorr.kernel import EmiComponent, emi_sums, ramp_scatter, subtract_emi
+from webbflow.steps.reset.step import ResetStep
+
+log = logging.getLogger("webbflow")
 
 #: Read patterns the correction applies to (jwst 3.0).
 READPATTS = ("FAST", "FASTR1", "SLOW", "SLOWR1")
@@ -72,6 +89,10 @@ class Params(StepParams):
     fit_ints_separately: bool = param(False, "Fit amplitude and phase separately for each integration.")
     user_supplied_reffile: str | None = param(None, "Deprecated in jwst; use override_emicorr.")
     save_intermediate_results: bool = param(False, "Save an on-the-fly reference (not built; no effect).")
+    reset_model: bool = param(
+        False,
+        "Fit the EMI on the ramps minus the RESET reference (webbflow only; off = jwst parity).",
+    )
 
 
 class Timing:
@@ -99,8 +120,17 @@ class EmiCorrStep(MiriStep):
 
     name = "emicorr"
     cal_step = "emicorr"
-    reftypes = ("emicorr",)
+    #: "reset" is resolved only with ``reset_model=True`` (see ``__init__``).
+    reftypes: ClassVar[tuple[str, ...]] = ("emicorr", "reset")
+    optional_reftypes = ("reset",)
     Params = Params
+
+    def __init__(self, params: StepParams | None = None, /, **values: Any) -> None:
+        super().__init__(params, **values)
+        assert isinstance(self.params, Params)
+        if not self.params.reset_model:
+            # jwst parity: without the reset model the RESET file is neither resolved nor recorded
+            self.reftypes = ("emicorr",)  # type: ignore[misc]
 
     def build(self, ds: xr.Dataset, refs: Mapping[str, xr.Dataset]) -> xr.Dataset:
         """Return ``ds`` with the fitted EMI waveforms subtracted from ``sci`` (lazy)."""
@@ -124,10 +154,16 @@ class EmiCorrStep(MiriStep):
             raise SkipStep(f"the EMICORR reference has no case for {subarray} {readpatt} {detector}")
         timing = Timing(ds, case.rowclocks, case.frameclocks)
         tiles = _Tiles(ds)
+        # the fit sees the ramps minus the known reset anomaly; the correction is applied to ds
+        seen = tiles
+        if p.reset_model and "reset" in refs:
+            seen = _Tiles(ResetStep().build(ds, refs))
+        elif p.reset_model:
+            log.info("emicorr: RESET reference is N/A; fitting the ramps without the reset model")
         fits: list[tuple[EmiFrequency, Any]] = []
         for freq in case.frequencies:
-            src = tiles.subtracted(timing, fits) if fits else tiles.sci
-            fits.append((freq, _fit(freq, src, tiles, timing, p.fit_ints_separately)))
+            src = seen.subtracted(timing, fits) if fits else seen.sci
+            fits.append((freq, _fit(freq, src, seen, timing, p.fit_ints_separately)))
         return ds.assign(sci=(ds["sci"].dims, tiles.subtract_graph(timing, fits)))
 
 

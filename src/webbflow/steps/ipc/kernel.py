@@ -23,7 +23,13 @@ class IpcResult(NamedTuple):
 
 
 def ipc_kernel(
-    sci: np.ndarray, y: np.ndarray, x: np.ndarray, *, kernel: np.ndarray, ref_border: int, frame_size: int
+    sci: np.ndarray,
+    y: np.ndarray,
+    x: np.ndarray,
+    *,
+    kernel: np.ndarray,
+    ref_border: int | tuple[int, int],
+    frame_size: int | tuple[int, int],
 ) -> IpcResult:
     """Convolve the science pixels of every group with ``kernel``.
 
@@ -36,9 +42,10 @@ def ipc_kernel(
     kernel
         (ky, kx) float32 deconvolution kernel (dimensionless), centre at (ky//2, kx//2).
     ref_border
-        Width of the reference-pixel border, pixels (4).
+        Width of the reference-pixel border, pixels: one value for both axes (4, NIR) or
+        ``(rows, columns)`` (MIRI: ``(0, 4)``, reference columns only).
     frame_size
-        Full-frame size, pixels (2048).
+        Full-frame size, pixels: one value (2048) or ``(y, x)`` (MIRI: ``(1024, 1032)``).
 
     Returns
     -------
@@ -48,8 +55,9 @@ def ipc_kernel(
     kernel = np.asarray(kernel, dtype=np.float32)
     ky, kx = kernel.shape
     ny, nx = sci.shape[-2:]
-    ref_y = (y < ref_border) | (y >= frame_size - ref_border)
-    ref_x = (x < ref_border) | (x >= frame_size - ref_border)
+    (by, bx), (fy, fx) = np.broadcast_to(ref_border, 2), np.broadcast_to(frame_size, 2)
+    ref_y = (y < by) | (y >= fy - by)
+    ref_x = (x < bx) | (x >= fx - bx)
     is_ref = ref_y[:, None] | ref_x[None, :]
     bottom, left = ky // 2, kx // 2
     padded = np.zeros((*sci.shape[:-2], ny + ky - 1, nx + kx - 1), dtype=np.float32)

@@ -1,8 +1,9 @@
 """The ``photom`` step: DN/s → MJy/sr with the PHOTOM reference; attach the AREA map.
 
-As jwst 3.0 for NIRCam, NIRISS and FGS imaging: the PHOTOM row is chosen by
+As jwst 3.0 for NIRCam, NIRISS, FGS and MIRI imaging: the PHOTOM row is chosen by
 ``FILTER`` and ``PUPIL`` (NIRCam also ``SUBARRAY`` when the table has that
-column; FGS has one row), its ``PHOTMJSR`` (divided by the time-dependence
+column; FGS has one row; MIRI: ``FILTER`` and ``SUBARRAY``, else the filter's
+``SUBARRAY=GENERIC`` row), its ``PHOTMJSR`` (divided by the time-dependence
 factor at ``EXPMID`` when the file has one and ``apply_time_correction``) scales
 the rate planes (:mod:`webbflow.steps.photom.kernel`). ``meta.photometry``
 records ``PHOTMJSR``, ``PHOTUJA2`` and the nominal pixel area (``PIXAR_SR``,
@@ -118,15 +119,10 @@ def photmjsr(table: xr.Dataset, ds: xr.Dataset, *, apply_time_correction: bool =
         "pupil": meta_value(ds, "instrument.pupil"),
         "subarray": meta_value(ds, "subarray.name"),
     }
-    match = np.ones(table.sizes.get("row", 0), bool)
-    used = {}
-    if instrument != "FGS":
-        for column, value in keys.items():
-            if column not in table or (column == "subarray" and instrument != "NIRCAM"):
-                continue
-            wanted = str(value or "").strip().upper()
-            used[column.upper()] = wanted or "(none)"
-            match &= np.asarray(table[column].values) == wanted
+    match, used = _match_rows(table, keys, instrument)
+    if instrument == "MIRI" and not match.any() and "subarray" in table:
+        # older MIRI files have one SUBARRAY=GENERIC row per filter (jwst's fallback)
+        match, used = _match_rows(table, {**keys, "subarray": "GENERIC"}, instrument)
     rows = np.flatnonzero(match)[:1] if instrument == "FGS" else np.flatnonzero(match)
     where = " ".join(f"{k}={v}" for k, v in used.items())
     if len(rows) != 1:
@@ -155,6 +151,23 @@ def photmjsr(table: xr.Dataset, ds: xr.Dataset, *, apply_time_correction: bool =
             log.info("photom: time-dependence correction %.6g", factor)
             value /= factor
     return value
+
+
+def _match_rows(
+    table: xr.Dataset, keys: Mapping[str, Any], instrument: str
+) -> tuple[np.ndarray, dict[str, str]]:
+    """Rows of ``table`` matching ``keys`` (FILTER, PUPIL; SUBARRAY for NIRCam and MIRI)."""
+    match = np.ones(table.sizes.get("row", 0), bool)
+    used: dict[str, str] = {}
+    if instrument == "FGS":
+        return match, used
+    for column, value in keys.items():
+        if column not in table or (column == "subarray" and instrument not in ("NIRCAM", "MIRI")):
+            continue
+        wanted = str(value or "").strip().upper()
+        used[column.upper()] = wanted or "(none)"
+        match &= np.asarray(table[column].values) == wanted
+    return match, used
 
 
 def pixel_area(refs: Mapping[str, xr.Dataset]) -> tuple[float | None, float | None]:

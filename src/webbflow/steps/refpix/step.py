@@ -35,6 +35,7 @@ from webbflow.engine.step import SkipStep, Step
 from webbflow.errors import UsageError
 from webbflow.model import meta_value, tile_size
 from webbflow.steps.refpix.kernel import FRAME, NAMP, apply_refpix, is_reference, refpix_statistics
+from webbflow.steps.refpix.miri import MIRI_REFCOLS, MIRI_SHAPE, correct_miri, miri_full_frame
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Params(StepParams):
         11, "Running-median window height of the side signal, rows.", minimum=1
     )
     side_gain: float = param(1.0, "Factor applied to the side signal before subtraction.")
-    odd_even_rows: bool = param(True, "Even/odd rows separately (MIRI only; ignored here).")
+    odd_even_rows: bool = param(True, "Even/odd rows separately (MIRI only).")
     ovr_corr_mitigation_ftr: float = param(3.0, "IRS2 bad-reference-pixel factor (IRS2 only; not built).")
     preserve_irs2_refpix: bool = param(False, "Keep IRS2 reference pixels (IRS2 only; not built).")
     irs2_mean_subtraction: bool = param(False, "IRS2 mean offset subtraction (IRS2 only; not built).")
@@ -60,12 +61,16 @@ class Params(StepParams):
     siglimit: float = param(3.0, "Clipping limit of the reference-pixel means, sigma.", minimum=0)
 
 
+RefPixParams = Params
+
+
 class RefPixStep(Step):
-    """Reference-pixel correction of NIR ramps (NIRCam, NIRISS, FGS; NIRSpec non-IRS2).
+    """Reference-pixel correction of NIR ramps (NIRCam, NIRISS, FGS; NIRSpec non-IRS2) and MIRI.
 
     Declares no reference types: jwst's ``refpix`` and ``sirskernel`` references only serve
-    NIRSpec IRS2 and the SIRS algorithm, neither of which is built. MIRI is skipped (its
-    algorithm is not built; jwst's Detector1 skips it by default).
+    NIRSpec IRS2 and the SIRS algorithm, neither of which is built. MIRI full-frame
+    exposures get the MIRI algorithm (:mod:`webbflow.steps.refpix.miri`); MIRI subarrays
+    are skipped, as in jwst.
     """
 
     name = "refpix"
@@ -79,7 +84,7 @@ class RefPixStep(Step):
         if p.refpix_algorithm == "sirs":
             raise UsageError("refpix.refpix_algorithm='sirs' is not built in webbflow; use 'median'")
         if str(meta_value(ds, "instrument.name", "")).upper() == "MIRI":
-            raise SkipStep("MIRI reference-pixel correction is not built")
+            return self._build_miri(ds, p)
         if "IRS2" in str(meta_value(ds, "exposure.readpatt", "")).upper():
             raise UsageError("refpix: NIRSpec IRS2 readouts are not built; use --steps.refpix.skip=true")
         rows_are_y = abs(int(meta_value(ds, "subarray.fastaxis", -1) or -1)) == 1
@@ -125,6 +130,28 @@ class RefPixStep(Step):
             zero = corrected(ds.zeroframe.data[:, None], "zeroframe")[:, 0]
             out["zeroframe"] = (ds.zeroframe.dims, zero)
         return out
+
+    def _build_miri(self, ds: xr.Dataset, p: RefPixParams) -> xr.Dataset:
+        """MIRI: left/right reference columns per amplifier and row parity (full frame only)."""
+        if not miri_full_frame(ds):
+            raise SkipStep("MIRI reference-pixel correction is for full-frame exposures only (as jwst)")
+        # emicorr's fit is global over the frame: a rerun on the reference columns alone
+        # would fit them alone, so take them from ds after a completed emicorr
+        emi_done = meta_value(ds, "cal_step.emicorr", "") == "COMPLETE"
+        strips: list[da.Array] = []
+        for start in (0, MIRI_SHAPE[1] - MIRI_REFCOLS):
+            window = {"x": slice(start, start + MIRI_REFCOLS)}
+            crop = ds.isel(window) if emi_done else self.rerun(ds, window)
+            strips += [crop.sci.data, crop.pixeldq.data]
+        left, left_dq, right, right_dq = strips
+        sci = correct_miri(
+            ds,
+            (left, left_dq, right, right_dq),
+            odd_even_rows=p.odd_even_rows,
+            siglimit=p.siglimit,
+            do_not_use=dq.DO_NOT_USE,
+        )
+        return ds.assign(sci=(ds.sci.dims, sci))
 
 
 def correct(

@@ -7,12 +7,15 @@ used with ``use_readpatt`` numbers the frames of group g (0-based) as
 is ``n_pix_grow_sat`` pixels, or twice that when the frame-averaging test runs
 (its flags are grown from grown flags), so results are exact across tiles.
 The zero frame is processed when ``meta.exposure.zero_frame`` is true.
+MIRI exposures use no SUPERBIAS (N/A unless ``override_superbias`` is given),
+as CRDS has none for MIRI.
 
 Not built: NIRSpec IRS2 readouts, superstripe (4-D) references.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -21,9 +24,10 @@ import xarray as xr
 
 from webbflow import dq
 from webbflow.engine.params import StepParams, param
-from webbflow.engine.step import Step
+from webbflow.engine.step import Resolver, Step
 from webbflow.engine.tiles import OutputSpec, map_tiles
 from webbflow.model import PIXEL_DIMS, RAMP_DIMS, meta_value
+from webbflow.steps._miri import is_miri
 from webbflow.steps.saturation.kernel import saturation_kernel
 
 #: Largest value of the 16-bit A-to-D converter, DN.
@@ -46,6 +50,14 @@ class SaturationStep(Step):
     reftypes = ("saturation", "superbias")
     optional_reftypes = ("superbias",)
     Params = Params
+
+    def _apply(self, ds: xr.Dataset, resolver: Resolver | None) -> xr.Dataset:
+        # MIRI has no superbias (CRDS answers N/A; webbflow embeds none): do not ask for one
+        if is_miri(ds) and "superbias" not in self.overrides:
+            clone = copy.copy(self)
+            clone.overrides = {**self.overrides, "superbias": "N/A"}
+            return Step._apply(clone, ds, resolver)
+        return super()._apply(ds, resolver)
 
     def build(self, ds: xr.Dataset, refs: Mapping[str, xr.Dataset]) -> xr.Dataset:
         """Return ``ds`` with saturation flags in ``groupdq``/``pixeldq`` (lazy)."""

@@ -350,6 +350,12 @@ def aperture_params(ds: xr.Dataset, params: Any, pixar_sr: float) -> AperturePar
         raise InputError("source_catalog: mosaic meta needs instrument.name and instrument.filter")
     grid = ds.attrs.get("grid")
     scale = float(getattr(grid, "pixel_scale", 0.0) or math.sqrt(pixar_sr) * 180 / math.pi * 3600)
+    drizzle_width = 0.0
+    if str(instrument).upper() == "MIRI":  # compact PSF: model the drizzle drop's blur
+        pixfrac = meta_value(ds, "resample.pixfrac")
+        ratio = meta_value(ds, "resample.pixel_scale_ratio")
+        if pixfrac is not None and ratio:
+            drizzle_width = float(pixfrac) / float(ratio)
     return psf_aperture_params(
         str(instrument),
         meta_value(ds, "instrument.detector"),
@@ -359,6 +365,7 @@ def aperture_params(ds: xr.Dataset, params: Any, pixar_sr: float) -> AperturePar
         ee,
         radii,
         annulus,
+        drizzle_width=drizzle_width,
     )
 
 
