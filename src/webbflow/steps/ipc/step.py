@@ -54,8 +54,8 @@ class IPCStep(Step):
             resolver = resolver or default_resolver()
             try:
                 resolver.resolve("ipc", ds, None)
-            except ReferenceFileError as exc:
-                return self.mark_skipped(ds, f"no MIRI IPC reference, give override_ipc ({exc})")
+            except ReferenceFileError:
+                return self.mark_skipped(ds, "no MIRI IPC reference (none is embedded; give override_ipc)")
         return super()._apply(ds, resolver)
 
     def build(self, ds: xr.Dataset, refs: Mapping[str, xr.Dataset]) -> xr.Dataset:

@@ -141,7 +141,9 @@ def extended_emission(
             _, centre, sigma = sigma_clipped_stats(diffs, sigma=5, axis=0)
             centre, sigma = np.asarray(centre)[None], np.asarray(sigma)[None]
         else:
-            centre = np.nanmedian(diffs, axis=(0, 1))[None, None]
+            # pixels with no usable difference get 0, not nanmedian's thread-unsafe warning
+            usable = np.isfinite(diffs).any(axis=(0, 1))
+            centre = np.nanmedian(np.where(usable, diffs, np.float32(0)), axis=(0, 1))[None, None]
             rn_e = readnoise.astype(np.float32) * g32
             sigma = np.sqrt(np.abs(centre) + rn_e**2 / np.float32(nframes))
         ratio = np.abs(diffs - centre) / sigma
