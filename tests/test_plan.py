@@ -413,3 +413,98 @@ def test_plan_command_errors(
     assert main(["plan", str(tmp_path / "nope.xml"), pointing]) == 1
     err = capsys.readouterr().err
     assert "nope.xml" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- MIRI imaging
+
+
+def miri_row(**changes: Any) -> dict[str, Any]:
+    """The first MIRI exposure of tests/data/apt/miri_img_nrc_img (full frame, SLOWR1, F1000W)."""
+    row = {
+        **_BASE,
+        "filename": "jw24242001001_01101_00001_mirimage", "program": "24242", "template": "MiriImaging",
+        "instrument": "MIRI", "detector": "MIRIMAGE", "aperture": "MIRIM_FULL",
+        "pointing_aperture": "MIRIM_ILLUM", "filter": "F1000W", "pupil": "", "readpatt": "SLOWR1",
+        "ngroups": 10, "target_ra": 12.0, "target_dec": 12.0, "v2": -455.583, "v3": -392.609,
+        "primary_dither_type": "4-POINT-SETS", "total_primary_dither_positions": 12,
+        "subpix_dither_type": "NONE", "total_subpix_dither_positions": 1,
+    }  # fmt: skip
+    row.update(changes)
+    row["ra"], row["dec"] = aperture_radec(row["aperture"], row)
+    return row
+
+
+@pytest.mark.parametrize("name", ["SUB64", "MIRIM_SUB64", "sub64"])
+def test_reduced_miri_row_keeps_the_sky(name: str) -> None:
+    row = miri_row()
+    reduced = dict(row)
+    _reduce(reduced, name)
+    assert (reduced["aperture"], reduced["subarray"]) == ("MIRIM_SUB64", "SUB64")
+    assert reduced["readpatt"] == "FASTR1"  # SLOW reads the full array only
+    full = Geometry.from_aperture("MIRIM_FULL", Pointing(row["ra"], row["dec"], row["v3pa"]))
+    sub = Geometry.from_aperture("MIRIM_SUB64", Pointing(reduced["ra"], reduced["dec"], reduced["v3pa"]))
+    x0, y0, nx, ny = sub.window
+    x, y = np.array([x0 - 1, x0 + nx - 2, x0 + nx // 2]), np.array([y0 - 1, y0 + ny - 2, y0 + ny // 2])
+    ra_f, dec_f = full.pixel_to_sky(x, y)
+    ra_s, dec_s = sub.pixel_to_sky(x, y)
+    assert np.max(np.hypot((ra_f - ra_s) * np.cos(np.radians(dec_f)), dec_f - dec_s)) * 3600 < 1e-3
+    # SUB64 sits at the imager's edge, far from the full frame's reference point
+    dra = (reduced["ra"] - row["ra"]) * np.cos(np.radians(row["dec"]))
+    assert np.hypot(dra, reduced["dec"] - row["dec"]) * 3600 > 30
+
+
+def test_reduced_miri_aperture_choices() -> None:
+    assert reduced_aperture("MIRIM_FULL", "BRIGHTSKY") == "MIRIM_BRIGHTSKY"  # a named subarray
+    assert reduced_aperture("MIRIM_FULL", "SUB160") == "MIRIM_SUB128"  # the closest size
+    assert reduced_aperture("MIRIM_FULL", "NRCB1_SUB256") == "MIRIM_SUB256"  # prefix dropped
+    assert reduced_aperture("NIS_CEN", "MIRIM_SUB64") == "NIS_SUB64"
+    assert reduced_aperture("MIRIM_SUB128", "SUB64") is None  # not a full frame: kept
+    assert reduced_aperture("MIRIM_FULL", "FULL") is None
+
+
+def test_mirage_yaml_round_trip_miri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A MIRI row (no Mirage equivalent) is written in the Mirage shape our reader reads back."""
+    monkeypatch.delenv("MIRAGE_DATA", raising=False)
+    row = miri_row()
+    _reduce(row, "SUB64")
+    row["ngroups"] = 5
+    cfg = sim_config(row, seed=2**40 + 3, output_dir=tmp_path / "out", products=("uncal", "seed"))
+    assert (cfg.instrument, cfg.detector, cfg.subarray, cfg.pupil) == ("MIRI", "MIRIMAGE", "SUB64", "")
+    doc = mirage_yaml(cfg, row)
+    assert doc["Readout"]["array_name"] == "MIRIM_SUB64" and doc["Readout"]["readpatt"] == "FASTR1"
+    assert doc["Readout"]["pupil"] == "N/A" and doc["Readout"]["filter"] == "F1000W"
+    assert {"reset", "rscd", "emicorr"} <= set(doc["Reffiles"]) and "superbias" not in doc["Reffiles"]
+    path = write_mirage_yaml(cfg, tmp_path / f"{row['filename']}.yaml", row)
+    back = load_config(path)
+    assert back.model_dump(exclude={"notes"}) == cfg.model_dump(exclude={"notes"})
+    assert not [n for n in back.notes if n.startswith("unknown keys")]
+
+
+def test_plan_command_miri_imaging(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MIRI prime + NIRCam parallel, reduced to SUB64: MIRI rows and their YAML files read back."""
+    from webbflow.cli.main import main
+    from webbflow.graphs.plan import read_plan
+
+    monkeypatch.delenv("MIRAGE_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    xml, pointing = str(APT / "miri_img_nrc_img.xml"), str(APT / "miri_img_nrc_img.pointing")
+    args = ["plan", xml, pointing, "--subarray", "SUB64", "--max-groups", "5", "--detectors", "MIRIMAGE"]
+    code = main([*args, "--yaml-dir", "y", "-o", "p.ecsv"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "MIRI 15" in out and "15 Mirage YAML files" in out
+    rows = list(read_plan(tmp_path / "p.ecsv").rows())
+    assert len(rows) == 15 and {r["instrument"] for r in rows} == {"MIRI"}
+    assert {(r["aperture"], r["subarray"], r["readpatt"]) for r in rows} == {
+        ("MIRIM_SUB64", "SUB64", "FASTR1")
+    }
+    assert {r["filter"] for r in rows} == {"F770W", "F1000W"} and max(r["ngroups"] for r in rows) == 5
+    row = rows[0]
+    assert (row["ra"], row["dec"]) == pytest.approx(aperture_radec("MIRIM_SUB64", row), abs=1e-9)
+    back = load_config(tmp_path / "y" / f"{row['filename']}.yaml")
+    ours = sim_config(row, output_dir=tmp_path / "y", products=("uncal", "seed"))
+    exclude = {"notes": True, "observation": {"title", "pi_name"}}
+    assert back.model_dump(exclude=exclude) == ours.model_dump(exclude=exclude)
+    assert back.aperture == "MIRIM_SUB64" and back.detector == "MIRIMAGE"

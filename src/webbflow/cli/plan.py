@@ -28,7 +28,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("xml", type=Path, help="APT export (.xml)")
     p.add_argument("pointing", type=Path, help="APT pointing file (.pointing)")
     p.add_argument("--output", "-o", type=Path, help="plan file (default: <xml stem>_plan.ecsv here)")
-    p.add_argument("--yaml-dir", type=Path, help="also write one Mirage input YAML per row here")
+    p.add_argument(
+        "--yaml-dir",
+        type=Path,
+        help="also write one Mirage input YAML per row here (MIRI rows: for webbflow simulate, not Mirage)",
+    )
     add_plan_options(p)
     p.add_argument("--seed", type=int, default=0, help="random seed written in the Mirage YAML files")
 
@@ -39,10 +43,13 @@ def add_plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--date", help="start date-time, ISO UTC (e.g. 2026-03-01 or 2026-03-01T12:00:00)")
     p.add_argument("--catalogs", help="a catalog file, or a YAML file of catalogs per target/instrument")
     p.add_argument("--background", default="medium", help="none, low, medium (default), high, or MJy/sr")
-    p.add_argument("--subarray", help="reduced size for tests and demos, e.g. SUB160")
+    p.add_argument(
+        "--subarray",
+        help="reduced size for tests and demos, e.g. SUB160 (MIRI: SUB64, MIRIM_SUB64, BRIGHTSKY...)",
+    )
     p.add_argument("--max-groups", type=int, help="cap the groups per integration")
     p.add_argument("--max-ints", type=int, help="cap the integrations per exposure")
-    p.add_argument("--detectors", help="keep only these detectors, comma list (e.g. NRCB1,NRCBLONG)")
+    p.add_argument("--detectors", help="keep only these detectors, comma list (e.g. NRCB1,NRCBLONG,MIRIMAGE)")
 
 
 def per_observation(option: str, text: str | None, convert: Callable[[str], T]) -> T | dict[int, T] | None:

@@ -196,12 +196,15 @@ def reduced_aperture(aperture: str, subarray: str) -> str | None:
 
     ``NRCB1_FULL`` + ``SUB160`` -> ``NRCB1_SUB160``; a detector without that subarray gets its
     imaging subarray of the closest size (``NIS_CEN`` -> ``NIS_SUB128``, ``FGS1_FULL`` ->
-    ``FGS1_SUB128CNTR``). ``None`` when ``aperture`` is not a full frame (it is kept).
+    ``FGS1_SUB128CNTR``, ``MIRIM_FULL`` + ``SUB160`` -> ``MIRIM_SUB128``). ``subarray`` may carry
+    an aperture prefix (``MIRIM_SUB64``, ``NRCB1_SUB160``: the prefix is dropped, so the size
+    applies to every instrument) and may be a named subarray of the detector without a size
+    (``BRIGHTSKY`` for MIRI). ``None`` when ``aperture`` is not a full frame (it is kept).
 
     Raises
     ------
     UsageError
-        ``subarray`` names no size (``SUB<n>``...).
+        ``subarray`` names no size (``SUB<n>``...) and is no subarray of the detector.
     """
     from webbflow.sim._siaf_names import PREFIX, siaf
 
@@ -209,12 +212,18 @@ def reduced_aperture(aperture: str, subarray: str) -> str | None:
     if prefix not in PREFIX or aperture.upper() != PREFIX[prefix][2]:
         return None
     name = subarray.strip().upper()
+    head, _, tail = name.partition("_")
+    if tail and head in PREFIX:  # an aperture name: keep its subarray part
+        name = tail
+    names = siaf(PREFIX[prefix][0]).apernames
+    if f"{prefix}_{name}" in names:  # FULL names the full frame itself: nothing to reduce
+        return None if f"{prefix}_{name}" == PREFIX[prefix][2] else f"{prefix}_{name}"
     size = re.search(r"(\d+)", name)
     if size is None:
-        raise UsageError(f"--subarray {subarray!r}: expected a subarray name with a size, e.g. SUB160")
-    names = siaf(PREFIX[prefix][0]).apernames
-    if f"{prefix}_{name}" in names:
-        return f"{prefix}_{name}"
+        raise UsageError(
+            f"--subarray {subarray!r}: expected a subarray name with a size, e.g. SUB160 "
+            f"(or a subarray of {prefix})"
+        )
     pattern = re.compile(rf"{prefix}_SUB(\d+)(CNTR)?")
     sizes = {int(m[1]): n for n in names if (m := pattern.fullmatch(n)) and (prefix[:3] != "FGS" or m[2])}
     if not sizes:

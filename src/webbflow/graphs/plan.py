@@ -220,7 +220,9 @@ def make_plan(
     subarray
         A reduced size for tests and demos (e.g. ``SUB160``): full-frame apertures become that
         subarray of their detector (or the closest imaging one: NIRISS ``NIS_SUB128``, FGS
-        ``FGS1_SUB128CNTR``), with ``ra``/``dec`` moved to the new reference point.
+        ``FGS1_SUB128CNTR``; MIRI ``MIRIM_SUB64``...; ``MIRIM_SUB64`` is also accepted), with
+        ``ra``/``dec`` moved to the new reference point. MIRI SLOW/SLOWR1 rows become FAST/FASTR1
+        (SLOW reads the full array only).
     max_groups, max_ints
         Caps on ``ngroups`` and ``nints``.
 
@@ -268,6 +270,9 @@ def _reduce(row: dict[str, Any], subarray: str) -> None:
     prefix, _, suffix = new.partition("_")
     row["aperture"], row["subarray"] = new, subarray_name(prefix, suffix, is_full=False)
     row["ra"], row["dec"] = aperture_radec(new, row)
+    readpatt = str(row["readpatt"]).upper()
+    if row["instrument"] == "MIRI" and readpatt.startswith("SLOW"):  # SLOW reads the full array only
+        row["readpatt"] = "FAST" + readpatt[4:]
 
 
 def sim_config(

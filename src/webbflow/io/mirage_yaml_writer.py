@@ -11,6 +11,13 @@ libraries (cosmic rays, PSFs) point into ``$MIRAGE_DATA``, which webbflow replac
 when absent. Values with no Mirage form fail: a background given in MJy/sr, more than one
 catalog of a kind. Mirage has two seeds where webbflow has one: the seed ``s`` is written as
 ``poissonseed = s >> 32`` and ``cosmicRay.seed = s & 0xFFFFFFFF``, which the reader recombines.
+
+MIRI imaging: Mirage cannot simulate MIRI, so these files are for webbflow only. They keep
+Mirage's shape with webbflow's MIRI extension (what :mod:`webbflow.io.mirage_yaml` reads):
+``Inst.instrument: MIRI``, ``Readout.array_name: MIRIM_<subarray>`` (``MIRIM_SUB64``...),
+``readpatt: FASTR1|SLOWR1``, ``pupil: N/A``, ``Reffiles`` keys ``reset``, ``rscd``, ``emicorr``
+(no ``superbias``; MIRI has none). The ``miri`` effect amplitudes have no key: non-default
+values fail.
 """
 
 from __future__ import annotations
@@ -43,7 +50,9 @@ _REFFILE_KEYS: Final = {
 }
 #: Mirage file keys whose ``None`` turns an effect off (webbflow effect name).
 _EFFECT_FILES: Final = {"pixelflat": "flat", "ipc": "ipc", "pixelAreaMap": "pixel_area"}
-_INST_DIR: Final = {"NIRCAM": "nircam", "NIRISS": "niriss", "FGS": "fgs"}
+_INST_DIR: Final = {"NIRCAM": "nircam", "NIRISS": "niriss", "FGS": "fgs", "MIRI": "miri"}
+#: MIRI-only reftypes (webbflow's extension of Mirage's ``Reffiles``), written under their own names.
+_MIRI_REFTYPES: Final = ("reset", "rscd", "emicorr")
 
 
 def mirage_yaml(config: SimConfig, row: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
@@ -66,7 +75,9 @@ def mirage_yaml(config: SimConfig, row: Mapping[str, Any] | None = None) -> dict
     det = get_detector(config.detector)
     name = config.uncal_name
     readout = config.readout
-    fgs = config.instrument == "FGS"
+    no_wheels = config.instrument in {"FGS", "MIRI"}  # Mirage writes N/A for elements FGS lacks
+    if config.instrument == "MIRI" and config.miri != type(config.miri)():
+        raise InputError(f"{name}: miri effect amplitudes have no Mirage key (keep the defaults)")
     return {
         "Inst": {"instrument": config.instrument, "mode": "imaging", "use_JWST_pipeline": True},
         "Readout": {
@@ -78,8 +89,8 @@ def mirage_yaml(config: SimConfig, row: Mapping[str, Any] | None = None) -> dict
             "array_name": config.aperture,
             "intermediate_aperture": _NONE,
             "PPS_aperture": str(row.get("pointing_aperture") or config.aperture),
-            "filter": "N/A" if fgs else config.filter,
-            "pupil": "N/A" if fgs else config.pupil,
+            "filter": "N/A" if config.instrument == "FGS" else config.filter,
+            "pupil": "N/A" if no_wheels else config.pupil,
         },
         "Reffiles": _reffiles(config),
         "nonlin": {"limit": 60000.0, "accuracy": 0.000001, "maxiter": 10, "robberto": False},
@@ -131,7 +142,10 @@ def _reffiles(config: SimConfig) -> dict[str, Any]:
         "dark": str(config.dark_ramp) if config.dark_ramp else _NONE,
         "linearized_darkfile": _NONE,
     }
+    miri = config.instrument == "MIRI"
     for reftype, key in _REFFILE_KEYS.items():
+        if miri and reftype == "superbias":
+            continue
         effect = _EFFECT_FILES.get(key)
         if effect is not None and not getattr(config.effects, effect):
             out[key] = _NONE
@@ -139,6 +153,8 @@ def _reffiles(config: SimConfig) -> dict[str, Any]:
             out[key] = str(config.reffiles[reftype])
         else:
             out[key] = "crds"
+    if miri:
+        out.update({key: str(config.reffiles.get(key, "crds")) for key in _MIRI_REFTYPES})
     out["invertIPC"] = True
     out.update({"illumflat": _NONE, "occult": _NONE, "transmission": "crds"})
     # Mirage's own tables: "config" makes Mirage use those it ships
