@@ -19,39 +19,20 @@ import pytest
 
 from _step_checks import assert_kernel_pure, build_lazily
 from oracle.jwst_runner import network_isolation_prefix, offline_crds_env
+from oracle.miri_meta import SUB64, jwst_meta, sub64_meta
 from webbflow import dq
-from webbflow.detectors import MIRI_SUBARRAYS
 from webbflow.io.reffiles import defaults
 from webbflow.io.reffiles.miri_detector import cut_to_subarray
 from webbflow.steps.dark_current.kernel import dark_kernel_by_integration
 from webbflow.steps.dark_current.step import DarkCurrentStep, dark_integrations
 from webbflow.testing import make_exposure, make_reference, raise_if_dask_computes
 
-SUB64 = MIRI_SUBARRAYS["SUB64"]
 NY, NX = 6, 5
 
 
 def miri_meta(**exposure: Any) -> dict[str, Any]:
     """webbflow meta of a MIRI imager SUB64 FASTR1 exposure."""
-    return {
-        "instrument": {
-            "name": "MIRI",
-            "detector": "MIRIMAGE",
-            "filter": "F770W",
-            "module": "",
-            "channel": "",
-        },
-        "exposure": {"type": "MIR_IMAGE", "readpatt": "FASTR1", "nframes": 1, "groupgap": 0, **exposure},
-        "subarray": {
-            "name": "SUB64",
-            "xstart": SUB64.xstart,
-            "ystart": SUB64.ystart,
-            "xsize": SUB64.xsize,
-            "ysize": SUB64.ysize,
-            "fastaxis": 1,
-            "slowaxis": 2,
-        },
-    }
+    return sub64_meta(nframes=1, groupgap=0, **exposure)
 
 
 def tiny_dark() -> np.ndarray:
@@ -165,33 +146,6 @@ for stem in sys.argv[1:]:
     np.savez(stem + "_jwst.npz", sci=res.data, pixeldq=res.pixeldq, groupdq=res.groupdq)
     json.dump({"status": res.meta.cal_step.dark_sub}, open(stem + "_status.json", "w"))
 """
-
-
-def jwst_meta(nints: int, ngroups: int, nint_data: int, int_start: int | None) -> dict[str, Any]:
-    meta = {
-        "instrument.name": "MIRI",
-        "instrument.detector": "MIRIMAGE",
-        "instrument.filter": "F770W",
-        "exposure.type": "MIR_IMAGE",
-        "exposure.readpatt": "FASTR1",
-        "exposure.nints": nints,
-        "exposure.ngroups": ngroups,
-        "exposure.nframes": 1,
-        "exposure.groupgap": 0,
-        "subarray.name": "SUB64",
-        "subarray.xstart": SUB64.xstart,
-        "subarray.ystart": SUB64.ystart,
-        "subarray.xsize": SUB64.xsize,
-        "subarray.ysize": SUB64.ysize,
-        "subarray.fastaxis": 1,
-        "subarray.slowaxis": 2,
-        "observation.date": "2026-01-01",
-        "observation.time": "00:00:00",
-    }
-    if int_start is not None:
-        meta["exposure.integration_start"] = int_start
-        meta["exposure.integration_end"] = int_start + nint_data - 1
-    return meta
 
 
 #: name -> (NINTS of the exposure, ngroups, integrations in the data, INTSTART)

@@ -20,8 +20,9 @@ import pytest
 from astropy.io import fits
 
 from oracle.jwst_runner import network_isolation_prefix, offline_crds_env
+from oracle.miri_meta import SUB64, jwst_meta, sub64_meta
 from webbflow import dq
-from webbflow.detectors import MIRI_SUBARRAYS, frame_time, get_detector, miri_frame_time
+from webbflow.detectors import frame_time, get_detector, miri_frame_time
 from webbflow.engine.step import RefFile
 from webbflow.errors import UsageError
 from webbflow.io.reffiles.opener import open_reference
@@ -34,39 +35,14 @@ from webbflow.steps.rscd.kernel import rscd_kernel
 from webbflow.steps.rscd.step import RscdStep, skip_per_integration
 from webbflow.testing import make_exposure, raise_if_dask_computes
 
-SUB64 = MIRI_SUBARRAYS["SUB64"]
 DNU, SAT, FLUX_EST = dq.DO_NOT_USE, dq.SATURATED, dq.FLUX_ESTIMATED
 
 
 def miri_meta(nints: int, ngroups: int, **exposure: Any) -> dict[str, Any]:
     """webbflow meta of a MIRI imager SUB64 FASTR1 exposure."""
-    return {
-        "instrument": {
-            "name": "MIRI",
-            "detector": "MIRIMAGE",
-            "filter": "F770W",
-            "module": "",
-            "channel": "",
-        },
-        "exposure": {
-            "type": "MIR_IMAGE",
-            "readpatt": "FASTR1",
-            "nints": nints,
-            "ngroups": ngroups,
-            "frame_time": SUB64.frame_time,
-            "group_time": SUB64.frame_time,
-            **exposure,
-        },
-        "subarray": {
-            "name": "SUB64",
-            "xstart": SUB64.xstart,
-            "ystart": SUB64.ystart,
-            "xsize": SUB64.xsize,
-            "ysize": SUB64.ysize,
-            "fastaxis": 1,
-            "slowaxis": 2,
-        },
-    }
+    return sub64_meta(
+        nints=nints, ngroups=ngroups, frame_time=SUB64.frame_time, group_time=SUB64.frame_time, **exposure
+    )
 
 
 def saturating_groupdq(rng: np.random.Generator, shape: tuple[int, ...], frac: float = 0.3) -> np.ndarray:
@@ -350,34 +326,6 @@ for stem in sys.argv[1:]:
     np.savez(stem + "_jwst.npz", **out)
     json.dump(status, open(stem + "_status.json", "w"))
 """
-
-
-def jwst_meta(nints: int, ngroups: int, nint_data: int, int_start: int | None) -> dict[str, Any]:
-    """jwst datamodel meta (dotted paths) of a MIRI SUB64 FASTR1 exposure."""
-    meta = {
-        "instrument.name": "MIRI",
-        "instrument.detector": "MIRIMAGE",
-        "instrument.filter": "F770W",
-        "exposure.type": "MIR_IMAGE",
-        "exposure.readpatt": "FASTR1",
-        "exposure.nints": nints,
-        "exposure.ngroups": ngroups,
-        "exposure.nframes": 1,
-        "exposure.groupgap": 0,
-        "subarray.name": "SUB64",
-        "subarray.xstart": SUB64.xstart,
-        "subarray.ystart": SUB64.ystart,
-        "subarray.xsize": SUB64.xsize,
-        "subarray.ysize": SUB64.ysize,
-        "subarray.fastaxis": 1,
-        "subarray.slowaxis": 2,
-        "observation.date": "2026-01-01",
-        "observation.time": "00:00:00",
-    }
-    if int_start is not None:
-        meta["exposure.integration_start"] = int_start
-        meta["exposure.integration_end"] = int_start + nint_data - 1
-    return meta
 
 
 #: name -> (nints of the exposure, ngroups, integrations in the data, INTSTART, bright_use_group1)

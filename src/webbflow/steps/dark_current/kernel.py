@@ -50,11 +50,8 @@ def dark_kernel(
     DarkResult
         ``sci`` float32 (integration, group, y, x) and ``pixeldq`` uint32 (y, x).
     """
-    clean = np.where(np.isnan(dark), np.float32(0), dark).astype(np.float32)
-    planes = np.asarray(planes, dtype=np.intp)
-    matched = clean[planes].mean(axis=1, dtype=np.float32)  # (group, y, x)
-    out = (sci - matched[None]).astype(np.float32)
-    return DarkResult(out, (pixeldq | dark_dq).astype(np.uint32))
+    matched = _matched_dark(dark, planes)  # (group, y, x)
+    return _subtract(sci, matched[None], pixeldq, dark_dq)
 
 
 def dark_kernel_by_integration(
@@ -89,8 +86,17 @@ def dark_kernel_by_integration(
     DarkResult
         ``sci`` float32 (integration, group, y, x) and ``pixeldq`` uint32 (y, x).
     """
+    matched = _matched_dark(dark, planes)  # (dark_integration, group, y, x)
+    return _subtract(sci, matched[np.asarray(dark_integration, dtype=np.intp)], pixeldq, dark_dq)
+
+
+def _matched_dark(dark: np.ndarray, planes: np.ndarray) -> np.ndarray:
+    """float32 (..., group, y, x): the mean of group-axis planes ``planes[g]`` of
+    (..., dark_group, y, x) ``dark`` for each group g, NaN counted as 0."""
     clean = np.where(np.isnan(dark), np.float32(0), dark).astype(np.float32)
-    planes = np.asarray(planes, dtype=np.intp)
-    matched = clean[:, planes].mean(axis=2, dtype=np.float32)  # (dark_integration, group, y, x)
-    out = (sci - matched[np.asarray(dark_integration, dtype=np.intp)]).astype(np.float32)
-    return DarkResult(out, (pixeldq | dark_dq).astype(np.uint32))
+    return clean[..., np.asarray(planes, dtype=np.intp), :, :].mean(axis=-3, dtype=np.float32)
+
+
+def _subtract(sci: np.ndarray, matched: np.ndarray, pixeldq: np.ndarray, dark_dq: np.ndarray) -> DarkResult:
+    """``sci - matched`` as float32 and ``pixeldq | dark_dq`` as uint32."""
+    return DarkResult((sci - matched).astype(np.float32), (pixeldq | dark_dq).astype(np.uint32))

@@ -29,7 +29,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from webbflow.model import tile_size
+from webbflow.steps.refpix.broadcast import apply_per_tile
 from webbflow.steps.refpix.kernel import clipped_mean
 
 #: Full MIRI frame (y, x), reference columns per side, amplifiers.
@@ -126,20 +126,10 @@ def correct_miri(
         left, right, left_dq, right_dq, odd_even_rows=odd_even_rows, siglimit=siglimit, do_not_use=do_not_use
     )
     offsets = da.from_delayed(stats, (nint, ngroup, MIRI_NAMP, 2), dtype=np.float32)
-    ychunks, xchunks = tile_size(ds)
-    return da.blockwise(
+    return apply_per_tile(
         apply_miri_refpix,
-        ("i", "g", "Y", "X"),
+        ds,
         sci,
-        ("i", "g", "Y", "X"),
-        da.from_array(ds.y.values, chunks=(ychunks,)),
-        ("Y",),
-        da.from_array(ds.x.values, chunks=(xchunks,)),
-        ("X",),
-        offsets,
-        ("i", "g", "a", "p"),
-        concatenate=True,
-        dtype=np.float32,
-        meta=np.empty((0, 0, 0, 0), np.float32),
+        (offsets, ("i", "g", "a", "p")),
         name=f"refpix-miri-{da.core.tokenize(sci, offsets)}",
     )

@@ -33,7 +33,8 @@ from webbflow import dq
 from webbflow.engine.params import StepParams, param
 from webbflow.engine.step import SkipStep, Step
 from webbflow.errors import UsageError
-from webbflow.model import meta_value, tile_size
+from webbflow.model import meta_value
+from webbflow.steps.refpix.broadcast import apply_per_tile
 from webbflow.steps.refpix.kernel import FRAME, NAMP, apply_refpix, is_reference, refpix_statistics
 from webbflow.steps.refpix.miri import MIRI_REFCOLS, MIRI_SHAPE, correct_miri, miri_full_frame
 
@@ -223,24 +224,13 @@ def correct(
     namp = NAMP if noutputs > 1 else 1
     offsets = da.from_delayed(stats[0], (nint, ngroup, namp, 2), dtype=np.float32)
     side = da.from_delayed(stats[1], (nint, ngroup, len(rows)), dtype=np.float32)
-    ychunks, xchunks = tile_size(ds)
     kwargs: dict[str, Any] = dict(rows_are_y=rows_are_y, first_row=int(rows[0]), side_gain=params.side_gain)
-    return da.blockwise(
+    return apply_per_tile(
         _apply_block,
-        ("i", "g", "Y", "X"),
+        ds,
         sci,
-        ("i", "g", "Y", "X"),
-        da.from_array(ds.y.values, chunks=(ychunks,)),
-        ("Y",),
-        da.from_array(ds.x.values, chunks=(xchunks,)),
-        ("X",),
-        offsets,
-        ("i", "g", "a", "p"),
-        side,
-        ("i", "g", "r"),
-        concatenate=True,
-        dtype=np.float32,
-        meta=np.empty((0, 0, 0, 0), np.float32),
+        (offsets, ("i", "g", "a", "p")),
+        (side, ("i", "g", "r")),
         name=f"refpix-apply-{da.core.tokenize(sci, offsets, side, kwargs)}",
         **kwargs,
     )
