@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from astropy.io import fits
 
 from webbflow.cli.main import main
 from webbflow.cli.overrides import merge, parse_step_args, read_parameter_file
@@ -84,6 +85,28 @@ def test_demo_command_writes_and_calibrates(tmp_path: Path, capsys: pytest.Captu
     )
     code, _, err = _run(capsys, *args, "--galaxies", "5")
     assert code == 1 and "exists; pass --overwrite" in err
+
+
+def test_demo_miri_simulates_and_calibrates_to_cal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``webbflow demo --miri``: a MIRI imager field through Detector1 (MIRI order) and Image2."""
+    out = tmp_path / "demo"
+    args = ("demo", "--miri", "-o", str(out), "--aperture", "MIRIM_SUB64", "--ngroups", "8", "--nints", "2")
+    code, stdout, _ = _run(capsys, *args, "--stars", "300", "--galaxies", "0")
+    assert code == 0 and "Simulating MIRIM_SUB64 F770W FASTR1" in stdout
+    root = out / "jw09999001001_01101_00001_mirimage"
+    for suffix in ("uncal", "rate", "rateints", "cal", "i2d"):
+        assert Path(f"{root}_{suffix}.fits").exists(), suffix
+    header = fits.getheader(f"{root}_cal.fits")
+    assert (header["INSTRUME"], header["DETECTOR"], header["SUBARRAY"]) == ("MIRI", "MIRIMAGE", "SUB64")
+    assert (
+        header["S_MIREMI"] == "COMPLETE"
+        and header["S_RESET"] == "COMPLETE"
+        and header["S_PHOTOM"] == "COMPLETE"
+    )
+    assert fits.getheader(f"{root}_cal.fits", "SCI")["BUNIT"] == "MJy/sr"
+    assert fits.getheader(f"{root}_uncal.fits", "SCI")["NAXIS4"] == 2
 
 
 def test_demo_test_pattern(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

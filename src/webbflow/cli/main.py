@@ -103,12 +103,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "demo", help="simulate a NIRCam star and galaxy field and calibrate it (offline, no setup)"
     )
     demo.add_argument("--output-dir", "-o", type=Path, default=Path("webbflow-demo"))
-    demo.add_argument("--aperture", default="NRCA1_SUB640", help="SIAF aperture (default NRCA1_SUB640)")
+    demo.add_argument(
+        "--miri",
+        action="store_true",
+        help="the MIRI imager instead (MIRIM_SUB256, F770W, FASTR1 x30 x3 integrations; then Image2)",
+    )
+    demo.add_argument("--aperture", help="SIAF aperture (default NRCA1_SUB640; MIRI: MIRIM_SUB256)")
     demo.add_argument("--full-frame", action="store_true", help="the detector's full frame (NRCA1_FULL)")
-    demo.add_argument("--filter", default="F200W")
-    demo.add_argument("--readpatt", default="RAPID")
-    demo.add_argument("--ngroups", type=int, default=10)
-    demo.add_argument("--nints", type=int, default=1)
+    demo.add_argument("--filter", help="default F200W (MIRI: F770W)")
+    demo.add_argument("--readpatt", help="default RAPID (MIRI: FASTR1)")
+    demo.add_argument("--ngroups", type=int, help="default 10 (MIRI: 30)")
+    demo.add_argument("--nints", type=int, help="default 1 (MIRI: 3)")
     demo.add_argument("--stars", type=int, default=300, help="stars in the synthetic field")
     demo.add_argument("--galaxies", type=int, default=100, help="galaxies in the synthetic field")
     demo.add_argument("--seed", type=int, default=1)
@@ -374,25 +379,33 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from webbflow.graphs.runner import RunOptions, run_detector1, run_simulate
+    from webbflow.graphs.runner import RunOptions, run_detector1, run_image2, run_simulate
     from webbflow.sim.config import config_from_dict
     from webbflow.sim.field import write_field
 
     out: Path = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
     options = RunOptions(output_dir=out, scheduler=args.scheduler, overwrite=args.overwrite)
+    miri = bool(args.miri)
+    defaults = _MIRI_DEMO if miri else _NIR_DEMO
+    for key, value in defaults.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
     if args.test_pattern:
         return _demo_test_pattern(args, options)
     aperture = args.aperture if not args.full_frame else args.aperture.split("_")[0] + "_FULL"
+    instrument = "MIRI" if miri else "NIRCAM"
     ra, dec = 53.1625, -27.7914
     print(f"Writing a synthetic field ({args.stars} stars, {args.galaxies} galaxies) as Mirage catalogs...")
+    width = (150.0 if args.full_frame else 30.0) * (1.0 if not miri else 4.0)
+    mags = {"bright": 14.0, "faint": 22.0} if miri else {}  # MIRI sees ~10 mag less deep in 10 s
     cats = write_field(
-        out, ra=ra, dec=dec, width_arcsec=150.0 if args.full_frame else 30.0, n_stars=args.stars,
-        n_galaxies=args.galaxies, bands=(("NIRCAM", args.filter, "CLEAR"),), seed=args.seed, name="demo",
+        out, ra=ra, dec=dec, width_arcsec=width, n_stars=args.stars, n_galaxies=args.galaxies,
+        bands=((instrument, args.filter, "" if miri else "CLEAR"),), seed=args.seed, name="demo", **mags,
     )  # fmt: skip
     config = config_from_dict(
         {
-            "instrument": "NIRCAM",
+            "instrument": instrument,
             "aperture": aperture,
             "filter": args.filter,
             "readout": {"readpatt": args.readpatt, "ngroups": args.ngroups, "nints": args.nints},
@@ -411,11 +424,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     paths = run_simulate([config], options)
     uncal = next(p for p in paths if p.name.endswith("_uncal.fits"))
     print("Calibrating it with Detector1 (embedded default reference files, no network)...")
-    paths += run_detector1([uncal], {}, options)
+    # MIRI: jwst skips emicorr by default; the demo removes the simulated EMI (reset_model: the
+    # fit sees the ramps without the known reset anomaly)
+    steps = {"emicorr": {"skip": False, "reset_model": True}} if miri else {}
+    paths += run_detector1([uncal], steps, options)
+    if miri:
+        print("Calibrating the rate with Image2 (WCS, flat, photom: MJy/sr)...")
+        rate = next(p for p in paths if p.name.endswith("_rate.fits"))
+        paths += run_image2([rate], {}, options)
     print("Products:")
     for path in paths:
         print(f"  {path}")
     return EXIT_OK
+
+
+_NIR_DEMO = {"aperture": "NRCA1_SUB640", "filter": "F200W", "readpatt": "RAPID", "ngroups": 10, "nints": 1}
+_MIRI_DEMO = {"aperture": "MIRIM_SUB256", "filter": "F770W", "readpatt": "FASTR1", "ngroups": 30, "nints": 3}
 
 
 def _demo_test_pattern(args: argparse.Namespace, options: Any) -> int:
