@@ -54,7 +54,8 @@ def test_band_defining_element(args: tuple[str, str | None, str | None], element
 @pytest.mark.parametrize(
     ("args", "match"),
     [
-        (("MIRI", "F770W", None), "unknown instrument"),
+        (("NIRSPEC", "F110W", None), "unknown instrument"),
+        (("MIRI", "F771W", None), "unknown MIRI imager filter 'F771W'; did you mean 'F770W'"),
         (("NIRCAM", "F201W", "CLEAR"), "did you mean 'F200W'"),
         (("NIRCAM", "F200W", "CLAER"), "unknown NIRCam pupil"),
         (("NIRISS", "F277W", "F200W"), "two bandpass filters"),

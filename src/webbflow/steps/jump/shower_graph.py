@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
 
 from webbflow import dq
 from webbflow.engine.tiles import map_tiles
@@ -119,36 +119,102 @@ def shower_groupdq(
     else:
         amplitude, in_electrons = max_shower_amplitude * group_time, False
     masked = int(time_masked_after_shower // group_time) if group_time > 0 else 0
-    flagged = map_tiles(
-        flag_showers,
-        {"sci": ds["sci"], "groupdq": groupdq, "gain": gain, "y": ds["y"], "x": ds["x"]},
-        {"groupdq": (("integration", "group", "y", "x"), np.uint8)},
-        like=ds,
-        name="jump-showers-flag",
-        kwargs={
-            "table": table,
-            "y_origin": int(ds["y"].values[0]),
-            "x_origin": int(ds["x"].values[0]),
-            "ngroups_masked": masked,
-            "expand_ratio": expand_ratio,
-            "max_width": 2.0 * max_extended_radius,
-            "max_amplitude": amplitude,
-            "amplitude_in_electrons": in_electrons,
-            "do_not_use": dq.DO_NOT_USE,
-            "saturated": dq.SATURATED,
-            "jump_det": dq.JUMP_DET,
-        },
-    )["groupdq"]
-    return flagged
+    sci = ds["sci"].data
+    ychunks, xchunks = sci.chunks[-2:]
+    tiled = [da.asarray(v.data).rechunk((ychunks, xchunks)) for v in (gain,)]
+    y = da.from_array(np.asarray(ds["y"].values), chunks=(ychunks,))
+    x = da.from_array(np.asarray(ds["x"].values), chunks=(xchunks,))
+    kwargs = {
+        "y_origin": int(ds["y"].values[0]),
+        "x_origin": int(ds["x"].values[0]),
+        "ngroups_masked": masked,
+        "expand_ratio": expand_ratio,
+        "max_width": 2.0 * max_extended_radius,
+        "max_amplitude": amplitude,
+        "amplitude_in_electrons": in_electrons,
+        "do_not_use": dq.DO_NOT_USE,
+        "saturated": dq.SATURATED,
+        "jump_det": dq.JUMP_DET,
+    }
+    gdq = groupdq.data.rechunk(sci.chunks)
+    flagged = da.blockwise(
+        _flag_tile,
+        "igyx",
+        sci,
+        "igyx",
+        gdq,
+        "igyx",
+        tiled[0],
+        "yx",
+        y,
+        "y",
+        x,
+        "x",
+        table,
+        "t",
+        concatenate=True,
+        dtype=np.uint8,
+        meta=np.empty((0, 0, 0, 0), np.uint8),
+        name=f"jump-showers-flag-{tokenize(sci, gdq, tiled[0], table, kwargs)}",
+        **kwargs,
+    )
+    dims = groupdq.dims
+    return xr.DataArray(flagged, dims=dims, coords={d: ds.coords[d] for d in dims if d in ds.coords})
 
 
-def _table(code: da.Array, min_area: float, nint: int, ngroup: int) -> Any:
-    """A dask Delayed (k, 7) shower table from the lazy extended-emission code cube."""
-    planes = code.rechunk((1, 1, -1, -1)).to_delayed()
-    find = dask.delayed(plane_ellipses, nout=2, pure=True)
-    found = []
-    for i in range(nint):
-        for g in range(ngroup):
-            ellipses, all_dnu = find(planes[i, g, 0, 0], min_area)
-            found.append((i, g, ellipses, all_dnu))
-    return dask.delayed(shower_table, pure=True)(found, nint, ngroup)
+def _flag_tile(
+    sci: np.ndarray,
+    groupdq: np.ndarray,
+    gain: np.ndarray,
+    y: np.ndarray,
+    x: np.ndarray,
+    table: np.ndarray,
+    **kwargs: Any,
+) -> np.ndarray:
+    """:func:`flag_showers` on one tile; ``table`` is the (1,) object array holding the table."""
+    return flag_showers(sci, groupdq, gain, y, x, table=table[0], **kwargs).groupdq
+
+
+def _plane_cell(plane: np.ndarray, min_area: float) -> np.ndarray:
+    """(1, 1) object array holding :func:`plane_ellipses` of one whole (1, 1, ny, nx) plane."""
+    cell = np.empty((1, 1), dtype=object)
+    cell[0, 0] = plane_ellipses(plane, min_area)
+    return cell
+
+
+def _gather(cells: np.ndarray, nint: int, ngroup: int) -> np.ndarray:
+    """(1,) object array holding the :func:`shower_table` of the (nint, ngroup) cells."""
+    found = [(i, g, *cells[i, g]) for i in range(nint) for g in range(ngroup)]
+    out = np.empty((1,), dtype=object)
+    out[0] = shower_table(found, nint, ngroup)
+    return out
+
+
+def _table(code: da.Array, min_area: float, nint: int, ngroup: int) -> da.Array:
+    """A lazy (1,) object array holding the (k, 7) shower table of the extended-emission cube.
+
+    Built from dask array operations only: wrapping the planes in ``dask.delayed`` culls
+    the whole upstream graph once per plane at graph-construction time (minutes for a
+    full MIRI exposure with hundreds of planes).
+    """
+    planes = code.rechunk((1, 1, -1, -1))
+    cells = planes.map_blocks(
+        _plane_cell,
+        min_area,
+        drop_axis=[2, 3],
+        chunks=((1,) * nint, (1,) * ngroup),
+        dtype=object,
+        meta=np.empty((0, 0), dtype=object),
+        name=f"jump-showers-planes-{tokenize(planes, min_area)}",
+    )
+    whole = cells.rechunk((-1, -1))
+    return whole.map_blocks(
+        _gather,
+        nint,
+        ngroup,
+        drop_axis=[1],
+        chunks=((1,),),
+        dtype=object,
+        meta=np.empty((0,), dtype=object),
+        name=f"jump-showers-table-{tokenize(whole, nint, ngroup)}",
+    )
